@@ -1,0 +1,190 @@
+"""Foreign checkpoints load with no flags and compute what the original code computes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from i2i.foreign import (
+    FORMATS,
+    ImportedModel,
+    build_imported,
+    import_checkpoint,
+    import_state_dict,
+    read_state_dict,
+)
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference-checkpoints"
+
+if not (REFERENCE / "index.json").is_file():
+    pytest.skip(f"reference checkpoints not found at {REFERENCE}", allow_module_level=True)
+
+INDEX = json.loads((REFERENCE / "index.json").read_text())
+JUNYANZ = [entry["name"] for entry in INDEX if entry["name"].startswith("junyanz_")]
+
+
+def _io(name: str) -> dict[str, torch.Tensor]:
+    return torch.load(REFERENCE / f"{name}.io.pt", map_location="cpu", weights_only=True)
+
+
+def _forward(imported: ImportedModel, x: torch.Tensor) -> torch.Tensor:
+    model = build_imported(imported)
+    assert not model.training
+    with torch.no_grad():
+        return model(x)
+
+
+def test_all_cases_found() -> None:
+    assert len(JUNYANZ) >= 8
+
+
+@pytest.mark.parametrize("name", JUNYANZ)
+def test_output_matches_reference(name: str) -> None:
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    assert imported.value_range == (-1.0, 1.0)
+    assert imported.source.startswith("pytorch-CycleGAN-and-pix2pix")
+    io = _io(name)
+    out = _forward(imported, io["input"])
+    assert out.shape == io["output"].shape
+    assert torch.allclose(out, io["output"], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "expected"),
+    [
+        (
+            "junyanz_unet256_batch_dropout_ngf8",
+            "unet_256",
+            {
+                "in_channels": 3,
+                "out_channels": 3,
+                "base_channels": 8,
+                "norm": "batch",
+                "dropout": True,
+                "bias": False,
+            },
+        ),
+        ("junyanz_unet128_instance_ngf8", "unet_128", {"base_channels": 8, "norm": "instance", "bias": True}),
+        (
+            "junyanz_resnet6_instance_ngf8_1to3ch",
+            "resnet_6blocks",
+            {"in_channels": 1, "out_channels": 3, "base_channels": 8, "norm": "instance", "dropout": False},
+        ),
+        (
+            "junyanz_resnet9_instance_legacy_runningstats_ngf8",
+            "resnet_9blocks",
+            {"norm": "instance", "padding": "reflect"},
+        ),
+        (
+            "junyanz_patchgan_basic_batch_ndf8",
+            "patchgan",
+            {"in_channels": 6, "n_layers": 3, "norm": "batch", "bias": False},
+        ),
+        (
+            "junyanz_patchgan_n5_instance_ndf8",
+            "patchgan",
+            {"in_channels": 3, "n_layers": 5, "norm": "instance", "bias": True},
+        ),
+        (
+            "junyanz_pixel_batch_ndf8",
+            "pixel_discriminator",
+            {"in_channels": 6, "base_channels": 8, "norm": "batch", "bias": False},
+        ),
+    ],
+)
+def test_inferred_architecture(name: str, model: str, expected: dict) -> None:
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    assert imported.model == model
+    assert {key: imported.kwargs[key] for key in expected} == expected
+
+
+def test_legacy_instance_norm_stats_are_dropped() -> None:
+    legacy = read_state_dict(REFERENCE / "junyanz_resnet9_instance_legacy_runningstats_ngf8.pth")
+    assert any(key.endswith("running_mean") for key in legacy)
+    imported = import_state_dict(legacy)
+    assert not any("running" in key or "num_batches" in key for key in imported.state_dict)
+    # Same architecture and weights as the current-format file of the same family.
+    current = import_checkpoint(REFERENCE / "junyanz_resnet9_instance_ngf8.pth")
+    assert imported.model == current.model and imported.kwargs == current.kwargs
+    assert imported.state_dict.keys() == current.state_dict.keys()
+
+
+@pytest.mark.parametrize("name", ["junyanz_unet128_instance_ngf8", "junyanz_patchgan_basic_batch_ndf8"])
+def test_data_parallel_prefix_is_stripped(name: str, tmp_path: Path) -> None:
+    state = read_state_dict(REFERENCE / f"{name}.pth")
+    path = tmp_path / "latest_net_G.pth"
+    torch.save({f"module.{key}": value for key, value in state.items()}, path)
+    imported = import_checkpoint(path)
+    plain = import_state_dict(state)
+    assert (imported.model, imported.kwargs) == (plain.model, plain.kwargs)
+    assert imported.state_dict.keys() == plain.state_dict.keys()
+    io = _io(name)
+    assert torch.allclose(_forward(imported, io["input"]), io["output"], atol=1e-4)
+
+
+def test_unknown_format_names_keys_and_supported_formats() -> None:
+    state = {"encoder.layer1.weight": torch.zeros(4, 3, 3, 3), "decoder.bias": torch.zeros(4)}
+    with pytest.raises(ValueError) as info:
+        import_state_dict(state)
+    message = str(info.value)
+    assert "encoder.layer1.weight" in message
+    for fmt in FORMATS:
+        assert fmt.name in message
+    assert "UnetGenerator" in message and "ResnetGenerator" in message
+
+
+def test_unknown_format_from_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "mystery.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(ValueError, match="mystery.pth.*fc.weight"):
+        import_checkpoint(path)
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pth"
+    path.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ValueError, match="broken.pth"):
+        read_state_dict(path)
+    with pytest.raises(FileNotFoundError, match="absent.pth"):
+        read_state_dict(tmp_path / "absent.pth")
+
+
+def test_truncated_checkpoint_explains_the_mismatch() -> None:
+    state = read_state_dict(REFERENCE / "junyanz_patchgan_basic_batch_ndf8.pth")
+    del state["model.6.weight"]  # a BatchNorm weight without its layer's other tensors
+    with pytest.raises(ValueError, match="NLayerDiscriminator"):
+        import_state_dict(state)
+
+
+def _renumber_resnet_blocks(state: dict[str, torch.Tensor], moves: dict[int, int]) -> dict[str, torch.Tensor]:
+    """Move ``model.N.conv_block.I.*`` to index ``moves[I]``, as other ResnetBlock options lay it out."""
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if len(parts) == 5 and parts[2] == "conv_block":
+            parts[3] = str(moves[int(parts[3])])
+        out[".".join(parts)] = value
+    return out
+
+
+def test_resnet_dropout_is_read_from_the_layout() -> None:
+    # With use_dropout the reference block is pad conv norm relu DROPOUT pad conv norm: the second
+    # conv moves from index 5 to 6. Dropout is the identity in eval(), so outputs are unchanged.
+    name = "junyanz_resnet9_instance_ngf8"
+    state = _renumber_resnet_blocks(read_state_dict(REFERENCE / f"{name}.pth"), {1: 1, 5: 6})
+    imported = import_state_dict(state)
+    assert imported.kwargs["dropout"] is True and imported.kwargs["padding"] == "reflect"
+    io = _io(name)
+    assert torch.allclose(_forward(imported, io["input"]), io["output"], atol=1e-4)
+
+
+def test_resnet_zero_padding_is_read_from_the_layout() -> None:
+    # padding_type="zero": no pad layers, so the block is conv norm relu conv norm.
+    original = read_state_dict(REFERENCE / "junyanz_resnet9_instance_ngf8.pth")
+    state = _renumber_resnet_blocks(original, {1: 0, 5: 3})
+    imported = import_state_dict(state)
+    assert imported.kwargs["padding"] == "zeros" and imported.kwargs["dropout"] is False
+    model = build_imported(imported)
+    assert model.blocks[0].conv1.padding_mode == "zeros"

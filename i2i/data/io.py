@@ -1,0 +1,577 @@
+"""Reading and writing image files: the only module where OpenCV's BGR order exists.
+
+Everything outside this module sees images as numpy arrays ``(H, W, C)`` in **RGB(A)** order,
+``uint8`` or ``uint16``, or as float tensors ``(C, H, W)`` in a model's value range.
+
+Channels
+    ``read_image`` always returns ``(H, W, C)`` with ``C`` in ``{1, 3, 4}``: 1 = gray, 3 = RGB,
+    4 = RGBA. Files that store gray + alpha (2 channels, e.g. some TIFFs) are returned as RGBA
+    with the gray value copied into R, G and B; OpenCV already does the same for gray + alpha
+    PNGs, so every gray + alpha file reads the same way.
+
+Bit depth
+    Samples keep the depth they were stored with: 8-bit files read as ``uint8``, 16-bit PNG/TIFF
+    as ``uint16`` (all 16 bits kept). Floating-point and signed-integer files (e.g. 32-bit float
+    TIFF) are refused with :class:`ImageReadError`, because no scaling to a display range is
+    implied by such files; convert them to 16-bit PNG/TIFF first. When a 16-bit image is written
+    to a format that only holds 8 bits (JPEG, BMP, WebP) it is scaled, not clipped:
+    ``round(v * 255 / 65535)`` (exactly ``v / 257``), so 65535 becomes 255.
+
+Alpha
+    The networks see RGB (or gray) only. Callers split the alpha channel off with
+    :func:`split_alpha`, translate the colour part and put the (possibly resized) alpha back with
+    :func:`merge_alpha`, so transparency is carried through unchanged. JPEG cannot store alpha:
+    :func:`write_image` composites RGBA over a **white** background when writing ``.jpg`` (what
+    image viewers show for transparent pixels), instead of exposing whatever colour hides under
+    alpha = 0. PNG, TIFF, WebP and BMP keep alpha.
+
+Orientation
+    Photos often carry an EXIF orientation tag (0x0112). OpenCV's ``IMREAD_UNCHANGED`` ignores it
+    for JPEG, PNG and WebP, so :func:`read_image` reads the tag (with Pillow, tag only) and applies
+    the rotation/flip in numpy; the returned array is upright as a viewer would show it. TIFF is
+    the exception: OpenCV's TIFF decoder already applies the TIFF Orientation tag (same number,
+    0x0112), so it is not applied a second time.
+
+Writing is atomic: the file is encoded in memory, written to a hidden temporary file in the same
+folder, flushed, fsynced and renamed over the target, so an interrupted run never leaves a
+partial image behind.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from i2i.files import atomic_write_bytes
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "image_to_tensor",
+    "is_image_file",
+    "list_images",
+    "merge_alpha",
+    "read_image",
+    "read_image_size",
+    "split_alpha",
+    "tensor_to_image",
+    "write_image",
+]
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Formats that can hold 16-bit samples; everything else is written as 8 bits.
+_SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
+_LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".webp")
+_MAX_VALUE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOI = b"\xff\xd8"
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, empty, truncated, not an image, or stored in an unsupported way.
+
+    The message always names the file and the reason.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"cannot read image '{path}': {reason}")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _png_truncated(data: bytes) -> bool:
+    """True when the PNG chunk list runs past the end of the data before its IEND chunk."""
+    pos, size = len(_PNG_SIGNATURE), len(data)
+    while True:
+        if pos + 8 > size:
+            return True
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunk_type = data[pos + 4 : pos + 8]
+        end = pos + 12 + length  # length + type + payload + CRC
+        if end > size:
+            return True
+        if chunk_type == b"IEND":
+            return False  # bytes after IEND are tolerated, as every decoder does
+        pos = end
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    """True when the JPEG marker structure ends before its end-of-image (EOI) marker.
+
+    The segments are walked by their lengths (so an EXIF thumbnail's own EOI inside APP1 does
+    not count) and entropy-coded scan data is skipped to the next real marker. Only running off
+    the end counts as truncation; other oddities are left to the decoder to judge.
+    """
+    size = len(data)
+    pos = 2  # after SOI
+    while pos < size:
+        if data[pos] != 0xFF:
+            return False  # not a marker where one should be: corrupt, but not our call
+        while pos < size and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= size:
+            return True
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:  # EOI
+            return False
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM / RSTn carry no length
+            continue
+        if pos + 2 > size:
+            return True
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2:
+            return False
+        pos += length
+        if pos > size:
+            return True
+        if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next marker
+            while True:
+                ff = data.find(b"\xff", pos)
+                if ff < 0 or ff + 1 >= size:
+                    return True
+                following = data[ff + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    pos = ff + 2  # stuffed 0xFF byte or restart marker: still scan data
+                elif following == 0xFF:
+                    pos = ff + 1  # fill byte before a marker
+                else:
+                    pos = ff
+                    break
+    return True
+
+
+def _exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) stored in encoded image bytes; 1 when absent or unreadable."""
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow is optional for reading: without it orientation is not applied
+        return 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # decompression-bomb and EXIF parsing warnings
+            with Image.open(io.BytesIO(data)) as pil_image:  # lazy: parses the header only
+                value = pil_image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+        value = int(value)
+    except Exception:  # a broken EXIF block must not make a decodable image unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn a stored ``(H, W, C)`` image upright according to its EXIF orientation value."""
+    if orientation == 2:  # mirrored horizontally
+        image = image[:, ::-1]
+    elif orientation == 3:  # rotated 180
+        image = image[::-1, ::-1]
+    elif orientation == 4:  # mirrored vertically
+        image = image[::-1]
+    elif orientation == 5:  # transpose (mirror + rotate 270 CW)
+        image = image.transpose(1, 0, 2)
+    elif orientation == 6:  # needs 90 degrees clockwise
+        image = np.rot90(image, k=-1)
+    elif orientation == 7:  # transverse (mirror + rotate 90 CW)
+        image = np.rot90(image, k=2).transpose(1, 0, 2)
+    elif orientation == 8:  # needs 90 degrees counter-clockwise
+        image = np.rot90(image, k=1)
+    return np.ascontiguousarray(image)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an upright RGB(A) or gray array.
+
+    Args:
+        path: any file OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP, ...); non-ASCII paths work.
+
+    Returns:
+        ``(H, W, C)`` array, ``C`` in ``{1, 3, 4}`` (gray, RGB, RGBA), dtype ``uint8`` or
+        ``uint16`` as stored (16-bit PNG/TIFF keep 16 bits). Gray + alpha files come back as RGBA.
+        The EXIF/TIFF orientation tag is applied (upright as a viewer shows it).
+
+    Raises:
+        ImageReadError: the file is missing, a folder, empty, truncated (PNG/JPEG are checked
+            structurally), not an image, or has float/signed samples or an odd channel count.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(path, "file does not exist")
+    if path.is_dir():
+        raise ImageReadError(path, "it is a folder, not an image file")
+    try:
+        buffer = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise ImageReadError(path, f"the file cannot be opened ({error.strerror or error})") from error
+    if buffer.size == 0:
+        raise ImageReadError(path, "file is empty (0 bytes)")
+    data = buffer.tobytes()
+    if data.startswith(_PNG_SIGNATURE) and _png_truncated(data):
+        raise ImageReadError(path, "file is truncated (PNG data ends before its IEND chunk)")
+    if data.startswith(_JPEG_SOI) and _jpeg_truncated(data):
+        raise ImageReadError(path, "file is truncated (JPEG data ends before its end-of-image marker)")
+
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:  # some malformed headers raise instead of returning None
+        raise ImageReadError(path, f"file is corrupt or not an image (OpenCV: {str(error).strip()[-200:]})") from error
+    if image is None:
+        raise ImageReadError(path, "file is truncated or not an image (OpenCV could not decode it)")
+    if image.dtype not in _MAX_VALUE:
+        raise ImageReadError(
+            path,
+            f"samples are {image.dtype}; only 8-bit and 16-bit unsigned images are supported "
+            "(convert it to a 16-bit PNG or TIFF first)",
+        )
+    if image.ndim == 2:
+        image = image[:, :, None]
+    channels = image.shape[2]
+    if channels == 1:
+        pass
+    elif channels == 2:  # gray + alpha -> RGBA, matching what OpenCV does for gray+alpha PNG
+        gray, alpha = image[:, :, :1], image[:, :, 1:]
+        image = np.concatenate([gray, gray, gray, alpha], axis=2)
+    elif channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    elif channels == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    else:
+        raise ImageReadError(path, f"it has {channels} channels; expected 1 (gray), 3 (RGB) or 4 (RGBA)")
+    if data.startswith(_TIFF_MAGIC):
+        # OpenCV's TIFF decoder applies the TIFF Orientation tag itself, even with
+        # IMREAD_UNCHANGED; rotating again here would undo it.
+        return image
+    return _apply_orientation(image, _exif_orientation(data))
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """Upright ``(height, width)`` from the file header via Pillow, or None when not reliable."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) in _TIFF_MAGIC:
+                # Pillow reports TIFF sizes inconsistently around the Orientation tag (before and
+                # after loading differ); only decoding gives the size read_image returns.
+                return None
+        from PIL import Image
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as pil_image:
+                width, height = pil_image.size
+                orientation = int(pil_image.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+    except Exception:  # missing, unreadable or unknown to Pillow: let the decoder decide
+        return None
+    if orientation in (5, 6, 7, 8):  # these orientations swap the axes
+        height, width = width, height
+    return int(height), int(width)
+
+
+def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of an image file as :func:`read_image` would return it (upright).
+
+    Reads only the header when Pillow understands the file (not for TIFF); otherwise decodes it.
+
+    Raises:
+        ImageReadError: as :func:`read_image` when the file has to be decoded and cannot be.
+    """
+    size = _header_size(Path(path))
+    if size is None:
+        height, width = read_image(path).shape[:2]
+        size = (int(height), int(width))
+    return size
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _check_image_array(image: np.ndarray, what: str) -> np.ndarray:
+    """Validate a user-facing image array and return it as ``(H, W, C)``."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{what}: expected a numpy array (H, W[, C]), got {type(image).__name__}")
+    if image.dtype not in _MAX_VALUE:
+        raise TypeError(
+            f"{what}: expected dtype uint8 or uint16, got {image.dtype}; "
+            "convert float tensors with i2i.data.io.tensor_to_image first"
+        )
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(
+            f"{what}: expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {tuple(image.shape)}; "
+            "for gray + alpha use merge_alpha(gray, alpha) to get RGBA"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{what}: the image is empty, shape {tuple(image.shape)}")
+    return image
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """Scale uint16 to uint8 with rounding (65535 -> 255); uint8 passes through."""
+    if image.dtype == np.uint8:
+        return image
+    # round(v / 257) in integer arithmetic: 257 * 255 == 65535, so the scale is exact.
+    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _composite_on_white(image: np.ndarray) -> np.ndarray:
+    """RGBA (uint8/uint16) -> RGB of the same dtype, blended over a white background."""
+    max_value = float(_MAX_VALUE[image.dtype])
+    rgb = image[:, :, :3].astype(np.float32)
+    alpha = image[:, :, 3:].astype(np.float32) / max_value
+    blended = rgb * alpha + max_value * (1.0 - alpha)
+    return np.clip(np.rint(blended), 0, max_value).astype(image.dtype)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | None = None) -> None:
+    """Write an RGB(A)/gray array to an image file, atomically.
+
+    Args:
+        path: target file; the format comes from the extension (one of :data:`IMAGE_EXTENSIONS`).
+            Missing parent folders are created.
+        image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA; ``uint8`` or
+            ``uint16``.
+        quality: 1-100 for ``.jpg``/``.jpeg``/``.webp`` (OpenCV defaults when None: JPEG 95);
+            ignored by the lossless formats.
+
+    Format policy: PNG and TIFF store everything as given (16 bits and alpha included). JPEG, BMP
+    and WebP hold 8 bits only, so ``uint16`` is scaled to 8 bits (``round(v / 257)``). JPEG holds
+    no alpha: RGBA is composited over white. The file is replaced in one step; on failure no
+    partial file is left.
+
+    Raises:
+        TypeError / ValueError: bad array type, dtype or shape, unknown extension, bad quality.
+        OSError: the file cannot be written.
+    """
+    path = Path(path)
+    image = _check_image_array(image, f"write_image('{path}')")
+    extension = path.suffix.lower()
+    if extension not in IMAGE_EXTENSIONS:
+        raise ValueError(
+            f"cannot write '{path}': unknown image extension '{path.suffix}'; "
+            f"use one of {', '.join(IMAGE_EXTENSIONS)}"
+        )
+    if quality is not None:
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+            raise ValueError(f"cannot write '{path}': quality must be an integer from 1 to 100, got {quality!r}")
+
+    if extension in (".jpg", ".jpeg") and image.shape[2] == 4:
+        image = _composite_on_white(image)
+    if extension not in _SIXTEEN_BIT_EXTENSIONS:
+        image = _to_uint8(image)
+
+    channels = image.shape[2]
+    if channels == 3:
+        encoded_input = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif channels == 4:
+        encoded_input = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    else:
+        encoded_input = np.ascontiguousarray(image[:, :, 0])
+
+    params: list[int] = []
+    if quality is not None and extension in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif quality is not None and extension == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+    try:
+        ok, encoded = cv2.imencode(extension, encoded_input, params)
+    except cv2.error as error:
+        raise ValueError(f"cannot write '{path}': OpenCV failed to encode the image ({error})") from error
+    if not ok:
+        raise ValueError(f"cannot write '{path}': OpenCV failed to encode the image as {extension}")
+    atomic_write_bytes(path, encoded.tobytes())
+
+
+# ----------------------------------------------------------------------------- alpha
+
+
+def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Separate the alpha channel from an image.
+
+    Args:
+        image: ``(H, W, C)`` (or ``(H, W)``), any dtype.
+
+    Returns:
+        ``(colour, alpha)``: for RGBA ``((H, W, 3), (H, W, 1))``, for gray + alpha
+        ``((H, W, 1), (H, W, 1))``; otherwise ``(image, None)``. Views, not copies.
+    """
+    if image.ndim == 3 and image.shape[2] in (2, 4):
+        return image[:, :, :-1], image[:, :, -1:]
+    return image, None
+
+
+def _convert_alpha_dtype(alpha: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Scale an alpha plane between uint8 and uint16 (255 <-> 65535) so opacity is preserved."""
+    if alpha.dtype == dtype:
+        return alpha
+    if alpha.dtype == np.uint8 and dtype == np.uint16:
+        return alpha.astype(np.uint16) * 257
+    if alpha.dtype == np.uint16 and dtype == np.uint8:
+        return _to_uint8(alpha)
+    raise TypeError(f"merge_alpha: alpha dtype {alpha.dtype} cannot be matched to image dtype {dtype}")
+
+
+def merge_alpha(image: np.ndarray, alpha: np.ndarray | None, *, resize: bool = False) -> np.ndarray:
+    """Put an alpha channel (from :func:`split_alpha`) back onto a colour or gray image.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``; uint8 or uint16.
+        alpha: ``(h, w)`` or ``(h, w, 1)``, uint8 or uint16 (rescaled to the image's dtype), or
+            None (the image is returned unchanged).
+        resize: when the alpha size differs from the image size (e.g. after super-resolution),
+            resize it to match (bilinear up, area down) instead of raising.
+
+    Returns:
+        ``(H, W, 4)`` RGBA (a gray image is expanded to RGB first) or ``image`` when alpha is None.
+    """
+    if alpha is None:
+        return image
+    image = _check_image_array(image, "merge_alpha(image)")
+    if image.shape[2] == 4:
+        raise ValueError("merge_alpha: the image already has an alpha channel; split it first with split_alpha")
+    if alpha.ndim == 3 and alpha.shape[2] == 1:
+        alpha = alpha[:, :, 0]
+    if alpha.ndim != 2:
+        raise ValueError(f"merge_alpha: alpha must be (H, W) or (H, W, 1), got {tuple(alpha.shape)}")
+    alpha = _convert_alpha_dtype(alpha, image.dtype)
+    height, width = image.shape[:2]
+    if alpha.shape != (height, width):
+        if not resize:
+            raise ValueError(
+                f"merge_alpha: alpha is {alpha.shape[0]}x{alpha.shape[1]} but the image is {height}x{width}; "
+                "pass resize=True to scale the alpha to the image"
+            )
+        shrinking = alpha.shape[0] > height or alpha.shape[1] > width
+        alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    colour = image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
+    return np.concatenate([colour, alpha[:, :, None]], axis=2)
+
+
+# ----------------------------------------------------------------------------- tensors
+
+
+def _check_value_range(value_range: Sequence[float]) -> tuple[float, float]:
+    low, high = (float(v) for v in value_range)
+    if not high > low:
+        raise ValueError(f"value_range must be (low, high) with low < high, got {tuple(value_range)}")
+    return low, high
+
+
+def image_to_tensor(image: np.ndarray, value_range: Sequence[float] = (-1.0, 1.0)) -> torch.Tensor:
+    """Convert an image array to a float tensor.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)``, ``uint8`` (divided by 255) or ``uint16`` (by 65535).
+        value_range: ``(low, high)`` that black and full white map to; ``(-1, 1)`` for tanh
+            generators, ``(0, 1)`` for SR models.
+
+    Returns:
+        float32 tensor ``(C, H, W)`` with values in ``value_range``.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image_to_tensor: expected a numpy array, got {type(image).__name__}")
+    if image.dtype not in _MAX_VALUE:
+        raise TypeError(f"image_to_tensor: expected dtype uint8 or uint16, got {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3:
+        raise ValueError(f"image_to_tensor: expected shape (H, W) or (H, W, C), got {tuple(image.shape)}")
+    low, high = _check_value_range(value_range)
+    scaled = image.astype(np.float32) * np.float32((high - low) / _MAX_VALUE[image.dtype]) + np.float32(low)
+    return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
+
+
+def tensor_to_image(
+    tensor: torch.Tensor,
+    value_range: Sequence[float] = (-1.0, 1.0),
+    dtype: type | np.dtype = np.uint8,
+) -> np.ndarray:
+    """Convert a float tensor back to an image array.
+
+    Args:
+        tensor: ``(C, H, W)`` or ``(1, C, H, W)`` float tensor (any device, any float dtype).
+        value_range: the ``(low, high)`` range the tensor is in.
+        dtype: ``np.uint8`` or ``np.uint16``.
+
+    Returns:
+        ``(H, W, C)`` array of ``dtype``: values are clamped to the range and rounded to the
+        nearest level (not truncated). NaN becomes ``low`` (black) so a bad pixel cannot wrap.
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"tensor_to_image: expected a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        raise TypeError(f"tensor_to_image: expected a float tensor, got {tensor.dtype}")
+    if tensor.ndim == 4:
+        if tensor.shape[0] != 1:
+            raise ValueError(
+                f"tensor_to_image: got a batch of {tensor.shape[0]} images {tuple(tensor.shape)}; "
+                "convert one at a time (tensor[i])"
+            )
+        tensor = tensor[0]
+    if tensor.ndim != 3:
+        raise ValueError(f"tensor_to_image: expected shape (C, H, W) or (1, C, H, W), got {tuple(tensor.shape)}")
+    out_dtype = np.dtype(dtype)
+    if out_dtype not in _MAX_VALUE:
+        raise TypeError(f"tensor_to_image: dtype must be uint8 or uint16, got {out_dtype}")
+    low, high = _check_value_range(value_range)
+    max_value = _MAX_VALUE[out_dtype]
+    values = tensor.detach().to(device="cpu", dtype=torch.float32)
+    values = torch.nan_to_num((values - low) / (high - low), nan=0.0)
+    values = torch.round(values.clamp_(0.0, 1.0) * max_value)
+    return np.ascontiguousarray(values.permute(1, 2, 0).numpy().astype(out_dtype))
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when the file name ends in one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """All image files in a folder, sorted.
+
+    Args:
+        folder: the folder to search.
+        recursive: also search sub-folders (symlinked folders are followed once).
+
+    Returns:
+        Sorted paths (``folder / relative``) of files with an image extension (any case).
+        Hidden files and hidden folders (name starting with ``.``) are skipped, which also skips
+        the temporary files of an unfinished :func:`write_image`.
+
+    Raises:
+        FileNotFoundError / NotADirectoryError: with the folder named.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"image folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"'{folder}' is a file, not a folder of images")
+    found: list[Path] = []
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a symlink loop or a folder linked twice
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        root_path = Path(root)
+        found.extend(
+            root_path / name
+            for name in files
+            if not name.startswith(".") and is_image_file(name) and (root_path / name).is_file()
+        )
+    return sorted(found)

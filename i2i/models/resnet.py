@@ -112,6 +112,11 @@ class ResnetGenerator(nn.Module):
         if not next(self.parameters()).is_meta:  # nothing to initialise on the meta device
             init_weights(self)
 
+    @property
+    def encoder(self) -> nn.Module:
+        """The stem and downsampling path (what fine-tuning with a frozen encoder keeps fixed)."""
+        return nn.ModuleList([self.stem, self.down])
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_channels, H, W)`` in ``[-1, 1]`` -> ``(B, out_channels, H, W)`` in ``[-1, 1]``."""
         height, width = x.shape[-2:]

@@ -102,6 +102,11 @@ class UNetGenerator(nn.Module):
         if not next(self.parameters()).is_meta:  # nothing to initialise on the meta device
             init_weights(self)
 
+    @property
+    def encoder(self) -> nn.Module:
+        """The downsampling path (what fine-tuning with a frozen encoder keeps fixed)."""
+        return self.down
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_channels, H, W)`` in ``[-1, 1]`` -> ``(B, out_channels, H, W)`` in ``[-1, 1]``."""
         height, width = x.shape[-2:]

@@ -1,0 +1,182 @@
+"""Files i2i writes and reads: self-describing generator files, training state, atomic writes.
+
+A **generator file** (``*.safetensors``) holds the weights as tensors and, in the safetensors
+metadata, a JSON description: the registered model name and its keyword arguments, the value range
+and what the model does (task, direction, scale). ``i2i translate --model FILE`` needs no flags.
+
+**Training state** (``state.pt``) holds everything a run needs to continue exactly; it contains only
+tensors, numbers, strings and containers of them, so it loads with ``weights_only=True``.
+
+Files written by other projects (pytorch-CycleGAN-and-pix2pix ``*_net_G.pth`` and so on) are
+imported by :mod:`i2i.foreign`.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_save
+from torch import nn
+
+from i2i.files import atomic_write_bytes
+from i2i.registry import create_model
+
+__all__ = [
+    "GeneratorInfo",
+    "save_generator",
+    "load_generator",
+    "read_generator_info",
+    "save_training_state",
+    "load_training_state",
+    "GENERATOR_SUFFIX",
+]
+
+GENERATOR_SUFFIX = ".safetensors"
+_METADATA_KEY = "i2i"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a generator file says about its network.
+
+    ``value_range`` is the range of input and output tensors; ``scale`` is output size / input size
+    (1 for translation); ``task`` and ``direction`` say what the network was trained to do.
+    """
+
+    model: str
+    kwargs: dict
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    scale: int = 1
+    task: str = ""
+    direction: str = ""
+    source: str = "i2i"
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "model": self.model,
+                "kwargs": self.kwargs,
+                "value_range": list(self.value_range),
+                "scale": self.scale,
+                "task": self.task,
+                "direction": self.direction,
+                "source": self.source,
+                "extra": self.extra,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "GeneratorInfo":
+        d = json.loads(text)
+        return cls(
+            model=d["model"],
+            kwargs=d["kwargs"],
+            value_range=tuple(d.get("value_range", (-1.0, 1.0))),
+            scale=int(d.get("scale", 1)),
+            task=d.get("task", ""),
+            direction=d.get("direction", ""),
+            source=d.get("source", "i2i"),
+            extra=d.get("extra", {}),
+        )
+
+
+def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    # Unwrap DDP / torch.compile wrappers so the file has the plain module's names.
+    model = getattr(model, "_orig_mod", model)
+    model = getattr(model, "module", model)
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def save_generator(path: str | Path, model: nn.Module, info: GeneratorInfo) -> None:
+    """Write ``model``'s weights and ``info`` as one self-describing safetensors file (atomically)."""
+    data = safetensors_save(_plain_state_dict(model), metadata={_METADATA_KEY: info.to_json()})
+    atomic_write_bytes(path, data)
+
+
+def read_generator_info(path: str | Path) -> GeneratorInfo | None:
+    """The description in an i2i generator file, or None if ``path`` is not one."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:
+        return None
+    text = meta.get(_METADATA_KEY)
+    return GeneratorInfo.from_json(text) if text else None
+
+
+def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[nn.Module, GeneratorInfo]:
+    """Build the generator stored at ``path``, in eval mode on the CPU.
+
+    ``path`` may be an i2i generator file, a training run folder (its exported generator is used;
+    ``direction`` picks one when a run has two), or a file written by a supported foreign project
+    (see :mod:`i2i.foreign`).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = _generator_in_run(path, direction)
+    if not path.is_file():
+        raise FileNotFoundError(f"Model file {str(path)!r} does not exist.")
+    info = read_generator_info(path)
+    if info is not None:
+        from safetensors.torch import load_file
+
+        model = create_model(info.model, **info.kwargs)
+        model.load_state_dict(load_file(str(path)), strict=True)
+        return model.eval(), info
+    from i2i.foreign import build_imported, import_checkpoint
+
+    imported = import_checkpoint(path)
+    model = build_imported(imported)
+    info = GeneratorInfo(
+        model=imported.model,
+        kwargs=imported.kwargs,
+        value_range=tuple(imported.value_range),
+        scale=int(getattr(model, "scale", 1)),
+        source=imported.source,
+    )
+    return model.eval(), info
+
+
+def _generator_in_run(run_dir: Path, direction: str | None) -> Path:
+    candidates = sorted(run_dir.glob(f"*{GENERATOR_SUFFIX}"))
+    infos = [(p, read_generator_info(p)) for p in candidates]
+    infos = [(p, i) for p, i in infos if i is not None]
+    if not infos:
+        raise FileNotFoundError(
+            f"{str(run_dir)!r} holds no generator file (*{GENERATOR_SUFFIX}). Point --model at a "
+            "generator file or a finished training run folder."
+        )
+    if direction:
+        matching = [p for p, i in infos if i.direction == direction]
+        if not matching:
+            found = ", ".join(f"{p.name} ({i.direction or 'no direction'})" for p, i in infos)
+            raise FileNotFoundError(f"No generator for direction {direction} in {str(run_dir)!r}; found {found}.")
+        infos = [(p, i) for p, i in infos if p in matching]
+    # Prefer the EMA weights when a run exported both.
+    ema = [p for p, _ in infos if p.stem.endswith("_ema")]
+    if ema:
+        return ema[0]
+    if len(infos) > 1 and not direction:
+        names = ", ".join(p.name for p, _ in infos)
+        raise FileNotFoundError(f"{str(run_dir)!r} holds several generators ({names}); choose one with --direction.")
+    return infos[0][0]
+
+
+def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Write the training state atomically (``torch.save`` of tensors, numbers and containers)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Read a training state written by :func:`save_training_state` (``weights_only=True``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)

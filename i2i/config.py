@@ -1,0 +1,288 @@
+"""Run configuration: YAML -> frozen dataclasses -> explicit keyword arguments.
+
+A run config has five sections: ``task`` (the recipe and its hyperparameters; its type depends on
+``task.name``), ``data``, ``train``, ``schedule`` and ``seed``. Unknown keys raise
+:class:`ConfigError` listing the valid ones, and ``--set a.b=c`` overrides any key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "TrainConfig",
+    "ScheduleConfig",
+    "RunConfig",
+    "load_config",
+    "parse_config",
+    "apply_overrides",
+    "config_to_dict",
+    "dump_config",
+    "PREPROCESS_MODES",
+]
+
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images are and how they reach the network.
+
+    ``layout``: ``aligned`` (pix2pix ``A|B`` side-by-side images in ``root/<split>/``), ``folders``
+    (``root/A/<split>/`` and ``root/B/<split>/`` matched by file name) or ``auto`` (detect).
+    ``preprocess`` follows pytorch-CycleGAN-and-pix2pix: resizing happens in the loader, the random
+    crop and flip run batched on the training device.
+    """
+
+    root: str = ""
+    layout: str = "auto"
+    train_split: str = "train"
+    val_split: str = "val"
+    direction: str = "AtoB"
+    preprocess: str = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    color_jitter: float = 0.0
+    batch_size: int = 1
+    num_workers: int = 4
+    max_items: int = 0
+    val_items: int = 16
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Mechanics of the common loop; nothing here knows about generators or discriminators."""
+
+    output_dir: str = "runs"
+    name: str = ""
+    epochs: int = 0
+    max_steps: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    sync_batchnorm: bool = False
+    ema_decay: float = 0.0
+    log_every: int = 10
+    sample_every: int = 200
+    val_every: int = 500
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule, stepped once per training step.
+
+    ``linear`` is the pix2pix/CycleGAN paper schedule: constant for ``n_epochs`` then linear decay
+    to zero over ``n_epochs_decay``. ``step`` multiplies by ``gamma`` every ``step_size``;
+    ``cosine`` anneals to zero over the whole run; ``constant`` never changes. ``unit`` says
+    whether ``n_epochs``, ``n_epochs_decay`` and ``step_size`` count epochs or steps.
+    """
+
+    policy: str = "linear"
+    unit: str = "epoch"
+    n_epochs: int = 100
+    n_epochs_decay: int = 100
+    step_size: int = 50
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: Any
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    seed: int = 0
+
+
+def _choices(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        close = difflib.get_close_matches(str(value), valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{name} is {value!r}; expected one of {', '.join(valid)}.{hint}")
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise a ConfigError naming the key."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}.")
+        args = typing.get_args(annotation)
+        item_type = args[0] if args else Any
+        return tuple(_coerce(v, item_type, where) for v in value)
+    if origin is dict or annotation is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}.")
+        return dict(value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}.")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where} must be an integer, got {value!r}.")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}.")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a string, got {value!r}.")
+        return str(value)
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, where)
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build the frozen dataclass ``cls`` from a mapping; unknown keys raise and list valid ones."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'} must be a mapping of keys, got {data!r}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), list(fields), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"Unknown config key {prefix}{key}.{hint} Valid keys{' in ' + where if where else ''}: "
+            f"{', '.join(fields)}."
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def config_to_dict(config: Any) -> dict:
+    """A plain, YAML-ready dict of a config dataclass (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(config)
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply ``a.b=c`` overrides to a raw config dict; values are parsed as YAML."""
+    raw = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"Override {item!r} is not of the form key=value, e.g. train.max_steps=100.")
+        key, text = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"Override {item!r} has an empty key.")
+        node = raw
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"Override {item!r}: {part!r} is a value, not a section.")
+            node = child
+        node[parts[-1]] = yaml.safe_load(text)
+    return raw
+
+
+def parse_config(raw: Mapping) -> RunConfig:
+    """Validate a raw dict into a :class:`RunConfig`."""
+    from i2i.tasks import TASKS
+
+    raw = dict(raw or {})
+    task_raw = raw.get("task")
+    if isinstance(task_raw, str):
+        task_raw = {"name": task_raw}
+    if not isinstance(task_raw, Mapping) or "name" not in task_raw:
+        raise ConfigError(f"The config needs a task section with a name, one of: {', '.join(TASKS)}.")
+    _choices("task.name", task_raw["name"], tuple(TASKS))
+    task_config_cls = TASKS[task_raw["name"]].config_class
+    unknown = [k for k in raw if k not in ("task", "data", "train", "schedule", "seed")]
+    if unknown:
+        raise ConfigError(
+            f"Unknown config key {unknown[0]}. Valid top-level keys: task, data, train, schedule, seed."
+        )
+    config = RunConfig(
+        task=from_dict(task_config_cls, task_raw, "task"),
+        data=from_dict(DataConfig, raw.get("data"), "data"),
+        train=from_dict(TrainConfig, raw.get("train"), "train"),
+        schedule=from_dict(ScheduleConfig, raw.get("schedule"), "schedule"),
+        seed=_coerce(raw.get("seed", 0), int, "seed"),
+    )
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    d, t, s = config.data, config.train, config.schedule
+    _choices("data.layout", d.layout, ("auto", "aligned", "folders"))
+    _choices("data.direction", d.direction, ("AtoB", "BtoA"))
+    _choices("data.preprocess", d.preprocess, PREPROCESS_MODES)
+    _choices("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16"))
+    _choices("schedule.policy", s.policy, ("linear", "step", "cosine", "constant"))
+    _choices("schedule.unit", s.unit, ("epoch", "step"))
+    if d.batch_size < 1:
+        raise ConfigError(f"data.batch_size is {d.batch_size}; it must be at least 1.")
+    if d.crop_size > d.load_size and d.preprocess in ("resize_and_crop", "scale_width_and_crop"):
+        raise ConfigError(
+            f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size}); "
+            "set load_size >= crop_size."
+        )
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay is {t.ema_decay}; use 0 (off) or a value in (0, 1) such as 0.999.")
+    if t.epochs == 0 and t.max_steps == 0 and s.policy != "linear":
+        raise ConfigError("Set train.epochs or train.max_steps: only the linear schedule implies a length.")
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML run config, apply ``key=value`` overrides and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {str(path)!r} does not exist. The configs/ folder has examples.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from None
+    return parse_config(apply_overrides(raw, overrides))

@@ -1,0 +1,256 @@
+"""Training data sets. The loader does deterministic work only (decode, resize, channel
+conversion); the random crop, flip and jitter run batched on the training device
+(:mod:`i2i.data.augment`), so a run's randomness lives in one place and resumes exactly.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+from i2i.data.io import image_to_tensor, list_images, read_image, read_image_size
+
+__all__ = [
+    "PairedDataset",
+    "DataError",
+    "ResumableSampler",
+    "convert_channels",
+    "detect_layout",
+    "resize_for_preprocess",
+    "collate",
+]
+
+
+class DataError(ValueError):
+    """The data set on disk is not usable; the message lists the offending files."""
+
+
+def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Convert an HxWxC image (C in 1, 3, 4) to ``channels`` (1 or 3); alpha is dropped.
+
+    Gray to colour repeats the channel; colour to gray uses BT.601 luma as OpenCV does.
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.shape[2] == channels:
+        return image
+    if channels == 3:
+        return np.repeat(image, 3, axis=2)
+    if channels == 1:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[:, :, None]
+    raise ValueError(f"Cannot convert a {image.shape[2]}-channel image to {channels} channels.")
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    channels = image.shape[2]
+    out = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
+    return out.reshape(height, width, channels)
+
+
+def resize_for_preprocess(image: np.ndarray, mode: str, load_size: int, crop_size: int) -> np.ndarray:
+    """The deterministic resizing part of a preprocess mode (the crop happens on the device).
+
+    ``resize_and_crop`` resizes to load_size x load_size; ``scale_width(_and_crop)`` scales the
+    width to load_size keeping the aspect ratio (and the height at least crop_size when cropping);
+    ``crop`` and ``none`` keep the size.
+    """
+    h, w = image.shape[:2]
+    if mode == "resize_and_crop":
+        return _resize(image, load_size, load_size)
+    if mode in ("scale_width", "scale_width_and_crop"):
+        new_h = max(round(h * load_size / w), crop_size if mode == "scale_width_and_crop" else 1)
+        return _resize(image, load_size, new_h)
+    return image
+
+
+def detect_layout(root: Path, split: str) -> str:
+    """``folders`` when ``root/A`` and ``root/B`` exist, ``aligned`` when ``root/<split>`` does."""
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        return "folders"
+    if (root / split).is_dir():
+        return "aligned"
+    raise DataError(
+        f"No paired data found in {str(root)!r}: expected {str(root / split)!r} with aligned A|B "
+        f"images, or {str(root / 'A' / split)!r} and {str(root / 'B' / split)!r} with matching file "
+        "names. `i2i data demo OUT` builds a small example set."
+    )
+
+
+class PairedDataset(Dataset):
+    """Pairs of images for pix2pix.
+
+    Items are ``{"a": (Ca, H, W), "b": (Cb, H, W), "path": str}`` float tensors in ``value_range``,
+    already swapped when ``direction`` is ``BtoA``. Two layouts: ``aligned`` (one ``A|B`` image per
+    pair in ``root/<split>/``) and ``folders`` (``root/A/<split>/x`` pairs with ``root/B/<split>/x``
+    by relative path without extension). Name and size mismatches are found at construction.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        *,
+        layout: str = "auto",
+        direction: str = "AtoB",
+        preprocess: str = "resize_and_crop",
+        load_size: int = 286,
+        crop_size: int = 256,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        value_range: tuple[float, float] = (-1.0, 1.0),
+        max_items: int = 0,
+        size_multiple: int = 1,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"Data folder {str(self.root)!r} does not exist; set data.root.")
+        self.layout = detect_layout(self.root, split) if layout == "auto" else layout
+        self.direction = direction
+        self.preprocess = preprocess
+        self.load_size = load_size
+        self.crop_size = crop_size
+        self.value_range = value_range
+        self.size_multiple = size_multiple
+        # Channels of the A and B images as stored; direction decides which feeds the network.
+        self.channels_a, self.channels_b = (
+            (in_channels, out_channels) if direction == "AtoB" else (out_channels, in_channels)
+        )
+        if self.layout == "aligned":
+            folder = self.root / split
+            if not folder.is_dir():
+                raise DataError(f"Split folder {str(folder)!r} does not exist.")
+            self.items: list[tuple[Path, Path | None]] = [(p, None) for p in list_images(folder)]
+            self._check_aligned()
+        elif self.layout == "folders":
+            self.items = self._match_folders(self.root / "A" / split, self.root / "B" / split)
+        else:
+            raise DataError(f"Unknown layout {layout!r}; expected auto, aligned or folders.")
+        if max_items:
+            self.items = self.items[:max_items]
+        if not self.items:
+            raise DataError(f"No images found for split {split!r} in {str(self.root)!r}.")
+
+    def _check_aligned(self) -> None:
+        odd = [str(p) for p, _ in self.items if read_image_size(p)[1] % 2]
+        if odd:
+            listed = "\n  ".join(odd[:20]) + (f"\n  ... and {len(odd) - 20} more" if len(odd) > 20 else "")
+            raise DataError(
+                "Aligned A|B images must have an even width (A left half, B right half); "
+                f"these do not:\n  {listed}"
+            )
+
+    @staticmethod
+    def _match_folders(a_dir: Path, b_dir: Path) -> list[tuple[Path, Path | None]]:
+        for d in (a_dir, b_dir):
+            if not d.is_dir():
+                raise DataError(f"Folder {str(d)!r} does not exist (folders layout: root/A/<split>, root/B/<split>).")
+        a = {p.relative_to(a_dir).with_suffix("").as_posix(): p for p in list_images(a_dir)}
+        b = {p.relative_to(b_dir).with_suffix("").as_posix(): p for p in list_images(b_dir)}
+        problems = [f"{a[k]} has no match in {b_dir}" for k in sorted(set(a) - set(b))]
+        problems += [f"{b[k]} has no match in {a_dir}" for k in sorted(set(b) - set(a))]
+        for key in sorted(set(a) & set(b)):
+            (h_a, w_a), (h_b, w_b) = read_image_size(a[key]), read_image_size(b[key])
+            if (h_a, w_a) != (h_b, w_b):
+                problems.append(f"{a[key]} is {w_a}x{h_a} but {b[key]} is {w_b}x{h_b}")
+        if problems:
+            listed = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+            raise DataError(f"The A and B folders do not pair up:\n  {listed}")
+        return [(a[k], b[k]) for k in sorted(a)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        first, second = self.items[index]
+        if second is None:
+            image = read_image(first)
+            half = image.shape[1] // 2
+            return image[:, :half], image[:, half : 2 * half]
+        return read_image(first), read_image(second)
+
+    def _prepare(self, image: np.ndarray, channels: int) -> torch.Tensor:
+        image = convert_channels(image, channels)
+        image = resize_for_preprocess(image, self.preprocess, self.load_size, self.crop_size)
+        tensor = image_to_tensor(image, self.value_range)
+        if self.preprocess == "none" and self.size_multiple > 1:
+            tensor = pad_to_multiple(tensor[None], self.size_multiple)[0]
+        return tensor
+
+    def __getitem__(self, index: int) -> dict:
+        image_a, image_b = self._load_pair(index)
+        a = self._prepare(image_a, self.channels_a)
+        b = self._prepare(image_b, self.channels_b)
+        if self.direction == "BtoA":
+            a, b = b, a
+        return {"a": a, "b": b, "path": str(self.items[index][0])}
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad (B, C, H, W) on the bottom and right to a multiple of ``multiple``.
+
+    Reflection where the image is large enough, repeated reflection otherwise, so tiny images work.
+    """
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    while pad_h or pad_w:
+        step_h = min(pad_h, x.shape[-2] - 1)
+        step_w = min(pad_w, x.shape[-1] - 1)
+        mode = "reflect" if (step_h or not pad_h) and (step_w or not pad_w) else "replicate"
+        if mode == "replicate":
+            step_h, step_w = pad_h, pad_w
+        x = torch.nn.functional.pad(x, (0, step_w, 0, step_h), mode=mode)
+        pad_h -= step_h
+        pad_w -= step_w
+    return x
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items into a batch; images of different sizes give a clear error."""
+    sizes = {tuple(item["a"].shape[-2:]) for item in items}
+    if len(sizes) > 1:
+        raise DataError(
+            f"A batch mixes image sizes {sorted(sizes)}; with this preprocess mode use data.batch_size=1, "
+            "or data.preprocess=resize_and_crop to make every image the same size."
+        )
+    return {
+        "a": torch.stack([item["a"] for item in items]),
+        "b": torch.stack([item["b"] for item in items]),
+        "path": [item["path"] for item in items],
+    }
+
+
+class ResumableSampler(DistributedSampler):
+    """A DistributedSampler that can start part-way into an epoch (for exact resume).
+
+    With ``num_replicas=1`` it is a seeded shuffling sampler; ``set_epoch`` reshuffles, and
+    ``skip`` drops the first ``n`` indices of this rank for the current epoch only.
+    """
+
+    def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+        self._skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        super().set_epoch(epoch)
+        self._skip = skip
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        return iter(indices[self._skip :])
+
+    def __len__(self) -> int:
+        return self.num_samples - self._skip
+
+
+def steps_per_epoch(num_items: int, batch_size: int, world_size: int) -> int:
+    """Optimizer steps in one pass over the data, per rank (the last batch may be short)."""
+    return max(1, math.ceil(math.ceil(num_items / world_size) / batch_size))

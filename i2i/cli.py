@@ -1,0 +1,175 @@
+"""The ``i2i`` command line: a thin layer over the Python API."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Report user mistakes as one clear line and exit 1, without a traceback.
+
+    Set I2I_DEBUG=1 to see the traceback.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from i2i.trainer import TrainingError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, KeyError, FileNotFoundError, TrainingError) as exc:
+            if os.environ.get("I2I_DEBUG"):
+                raise
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise click.ClickException(str(message)) from None
+
+    return wrapper
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="i2i")
+def main() -> None:
+    """i2i: image-to-image translation with pix2pix, CycleGAN and SRGAN.
+
+    \b
+    Examples:
+      i2i demo                                   # the main job: data, training, translation, page
+      i2i train pix2pix_demo --set train.max_steps=50
+      i2i translate --model runs/RUN photos/ translated/
+      i2i data demo datasets/demo
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("out_dir", default="demo", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key of the demo recipe.")
+@user_errors
+def demo(out_dir: Path, overrides: tuple[str, ...]) -> None:
+    """Build a small real data set, train pix2pix on the CPU, translate held-out photos, write a page.
+
+    \b
+    Examples:
+      i2i demo
+      i2i demo /tmp/i2i-demo --set train.max_steps=100
+    """
+    from i2i.demo import run_demo
+
+    page = run_demo(out_dir, overrides=overrides)
+    click.echo(f"Comparison page: {page}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("config", required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.max_steps=100.")
+@click.option("--resume", type=click.Path(exists=True, path_type=Path), help="Run folder or checkpoint file to continue.")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False), help="Start the generator from a trained file.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@user_errors
+def train(config: str | None, overrides: tuple[str, ...], resume: Path | None, init_from: str | None, dry_run: bool) -> None:
+    """Train with CONFIG, a YAML file or a built-in recipe name (see `i2i recipes`).
+
+    Runs on one process or under torchrun on N (DDP); only rank 0 writes files.
+
+    \b
+    Examples:
+      i2i train configs/pix2pix_facades.yaml --set data.root=datasets/facades
+      i2i train pix2pix_demo --set data.root=demo/data/edges2photo --dry-run
+      i2i train --resume runs/pix2pix_facades
+      i2i train configs/pix2pix_finetune.yaml --init-from latest_net_G.pth --set data.root=my_pairs
+      torchrun --nproc_per_node 4 -m i2i.cli train configs/pix2pix_facades.yaml
+    """
+    from i2i.config import dump_config, load_config
+    from i2i.recipes import resolve_config_path
+    from i2i.trainer import Trainer
+
+    if init_from:
+        overrides = (*overrides, f"task.init_from={init_from}")
+    if resume is not None:
+        trainer = Trainer(resume=resume, overrides=overrides)
+    elif config is None:
+        raise click.UsageError("Give a CONFIG (file or recipe name), or --resume RUN.")
+    else:
+        trainer = Trainer(load_config(resolve_config_path(config), overrides))
+    if dry_run:
+        click.echo(dump_config(trainer.config), nl=False)
+        return
+    run_dir = trainer.fit()
+    if trainer.is_main:
+        click.echo(f"Run folder: {run_dir}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--model", "-m", required=True, help="Generator file, training run folder, or official *_net_G.pth.")
+@click.argument("input_path", type=click.Path(exists=True, path_type=Path))
+@click.argument("output_path", type=click.Path(path_type=Path))
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which generator of a two-way run.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when available).")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never inputs).")
+@click.option("--suffix", default="", help="Appended to each output file name, before the extension.")
+@click.option("--ext", default=None, help="Output format, e.g. png or jpg (default: the input's).")
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.")
+@user_errors
+def translate(
+    model: str, input_path: Path, output_path: Path, direction: str | None, device: str,
+    overwrite: bool, suffix: str, ext: str | None, quality: int | None,
+) -> None:
+    """Translate an image or a folder tree (recursive; the output mirrors it).
+
+    Any image size works; the output has the input's size. Existing outputs are skipped unless
+    --overwrite. A file that fails is reported and the rest go on; the exit status is 1 if any failed.
+
+    \b
+    Examples:
+      i2i translate --model runs/pix2pix_demo photos/ out/
+      i2i translate --model latest_net_G.pth facade.jpg facade_photo.png
+    """
+    from i2i.inference.folder import translate_path
+    from i2i.inference.translator import Translator
+    from i2i.trainer import resolve_device
+
+    translator = Translator.from_file(model, direction=direction, device=resolve_device(device))
+    report = translate_path(
+        translator, input_path, output_path, overwrite=overwrite, suffix=suffix, ext=ext, quality=quality
+    )
+    click.echo(f"{len(report.written)} written, {len(report.skipped)} skipped (exist), {len(report.failed)} failed.")
+    for path, reason in report.failed:
+        click.echo(f"  failed: {path}: {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+def models() -> None:
+    """List the registered architectures."""
+    from i2i.registry import list_models
+
+    for name in list_models():
+        click.echo(name)
+
+
+@main.command(context_settings=CONTEXT)
+def recipes() -> None:
+    """List the built-in training recipes (usable as CONFIG in `i2i train`)."""
+    from i2i.recipes import list_recipes
+
+    for name in list_recipes():
+        click.echo(name)
+
+
+def _add_data_group() -> None:
+    from i2i.cli_data import data_group
+
+    main.add_command(data_group)
+
+
+_add_data_group()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Inference: run generators over images, folders and videos."""

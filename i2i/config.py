@@ -154,6 +154,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a number, got {value!r}.")
         return float(value)
     if annotation is str:
+        if value is None:  # `key:` with nothing after it in YAML
+            return ""
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where} must be a string, got {value!r}.")
         return str(value)

@@ -1,7 +1,7 @@
 """The main job on the embedded default: a pix2pix demo that needs nothing but this package.
 
 It builds a small paired data set from real photos that scikit-image and scikit-learn ship
-(edges -> photo), trains pix2pix on it on the CPU for about a minute, translates the held-out
+(gray -> colour), trains pix2pix on it on the CPU for about a minute, translates the held-out
 test inputs and writes a side-by-side page: input | output | target.
 """
 from __future__ import annotations
@@ -24,17 +24,18 @@ def run_demo(out_dir: str | Path, *, overrides: tuple[str, ...] = (), progress: 
     """Run the demo into ``out_dir``; returns the comparison page. Re-running reuses the data."""
     out_dir = Path(out_dir)
     data_root = out_dir / "data"
-    if not (data_root / "edges2photo" / "train").is_dir():
+    if not (data_root / "gray2color" / "train").is_dir():
         make_paired_demo(data_root)
     config = load_config(
         resolve_config_path("pix2pix_demo"),
-        (f"data.root={data_root / 'edges2photo'}", f"train.output_dir={out_dir / 'runs'}", *overrides),
+        # An empty run name gives a timestamped folder, so a second demo never touches the first.
+        (f"data.root={data_root / 'gray2color'}", f"train.output_dir={out_dir / 'runs'}", "train.name=", *overrides),
     )
     run_dir = Trainer(config).fit()
 
     # Split the held-out aligned A|B test images into inputs and targets.
     inputs, targets = out_dir / "test" / "input", out_dir / "test" / "target"
-    for path in list_images(data_root / "edges2photo" / "test"):
+    for path in list_images(data_root / "gray2color" / "test"):
         image = read_image(path)
         half = image.shape[1] // 2
         write_image(inputs / f"{path.stem}.png", image[:, :half])
@@ -48,6 +49,6 @@ def run_demo(out_dir: str | Path, *, overrides: tuple[str, ...] = (), progress: 
     return write_comparison_page(
         out_dir / "index.html",
         rows,
-        title="i2i demo: pix2pix edges -> photo",
+        title="i2i demo: pix2pix gray -> colour",
         note=f"Held-out photos, generator from {run_dir}. Training samples by step: {run_dir / 'index.html'}.",
     )

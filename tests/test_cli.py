@@ -24,6 +24,24 @@ def run(*args: str, code: int = 0):
     return result
 
 
+def test_demo_trains_translates_and_writes_a_page(tmp_path):
+    out = tmp_path / "demo"
+    result = run("demo", out, "--set", "train.max_steps=3")
+    page = out / "index.html"
+    assert str(page) in result.output
+    html = page.read_text()
+    inputs = sorted((out / "test" / "input").iterdir())
+    assert inputs and html.count("<tr>") == len(inputs) + 1
+    (run_dir,) = (out / "runs").iterdir()
+    for path in inputs:
+        output = out / "test" / "output" / run_dir.name / path.name
+        assert read_image(output).shape == read_image(path).shape
+        assert f"output/{run_dir.name}/{path.name}" in html
+    # A second demo reuses the data and trains into a new run folder.
+    run("demo", out, "--set", "train.max_steps=1", "--set", "train.name=second")
+    assert (out / "runs" / "second" / "generator.safetensors").exists() and run_dir.exists()
+
+
 def test_models_lists_the_architectures():
     out = run("models").output.split()
     assert {"unet_256", "unet_128", "patchgan", "pixel_discriminator", "resnet_9blocks"} <= set(out)

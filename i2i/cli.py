@@ -1,36 +1,11 @@
 """The ``i2i`` command line: a thin layer over the Python API."""
 from __future__ import annotations
 
-import functools
-import os
-import sys
 from pathlib import Path
-from typing import Any, Callable
 
 import click
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Report user mistakes as one clear line and exit 1, without a traceback.
-
-    Set I2I_DEBUG=1 to see the traceback.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from i2i.trainer import TrainingError
-
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, KeyError, FileNotFoundError, TrainingError) as exc:
-            if os.environ.get("I2I_DEBUG"):
-                raise
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(str(message)) from None
-
-    return wrapper
+from i2i.cli_common import CONTEXT, user_errors
 
 
 @click.group(context_settings=CONTEXT)
@@ -106,46 +81,6 @@ def train(config: str | None, overrides: tuple[str, ...], resume: Path | None, i
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--model", "-m", required=True, help="Generator file, training run folder, or official *_net_G.pth.")
-@click.argument("input_path", type=click.Path(exists=True, path_type=Path))
-@click.argument("output_path", type=click.Path(path_type=Path))
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which generator of a two-way run.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when available).")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never inputs).")
-@click.option("--suffix", default="", help="Appended to each output file name, before the extension.")
-@click.option("--ext", default=None, help="Output format, e.g. png or jpg (default: the input's).")
-@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.")
-@user_errors
-def translate(
-    model: str, input_path: Path, output_path: Path, direction: str | None, device: str,
-    overwrite: bool, suffix: str, ext: str | None, quality: int | None,
-) -> None:
-    """Translate an image or a folder tree (recursive; the output mirrors it).
-
-    Any image size works; the output has the input's size. Existing outputs are skipped unless
-    --overwrite. A file that fails is reported and the rest go on; the exit status is 1 if any failed.
-
-    \b
-    Examples:
-      i2i translate --model runs/pix2pix_demo photos/ out/
-      i2i translate --model latest_net_G.pth facade.jpg facade_photo.png
-    """
-    from i2i.inference.folder import translate_path
-    from i2i.inference.translator import Translator
-    from i2i.trainer import resolve_device
-
-    translator = Translator.from_file(model, direction=direction, device=resolve_device(device))
-    report = translate_path(
-        translator, input_path, output_path, overwrite=overwrite, suffix=suffix, ext=ext, quality=quality
-    )
-    click.echo(f"{len(report.written)} written, {len(report.skipped)} skipped (exist), {len(report.failed)} failed.")
-    for path, reason in report.failed:
-        click.echo(f"  failed: {path}: {reason}", err=True)
-    if report.failed:
-        sys.exit(1)
-
-
-@main.command(context_settings=CONTEXT)
 def models() -> None:
     """List the registered architectures."""
     from i2i.registry import list_models
@@ -163,13 +98,16 @@ def recipes() -> None:
         click.echo(name)
 
 
-def _add_data_group() -> None:
+def _add_command_modules() -> None:
+    # Commands that live in their own modules, one module per area.
     from i2i.cli_data import data_group
+    from i2i.cli_infer import translate
 
     main.add_command(data_group)
+    main.add_command(translate)
 
 
-_add_data_group()
+_add_command_modules()
 
 if __name__ == "__main__":
     main()

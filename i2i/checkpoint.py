@@ -125,6 +125,11 @@ def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[n
     if not path.is_file():
         raise FileNotFoundError(f"Model file {str(path)!r} does not exist.")
     info = read_generator_info(path)
+    if info is not None and direction and info.direction and info.direction != direction:
+        raise ValueError(
+            f"{str(path)!r} translates {info.direction}, not {direction}; use the run's other generator "
+            "(or pass the run folder with --direction)."
+        )
     if info is not None:
         from safetensors.torch import load_file
 

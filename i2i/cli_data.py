@@ -107,7 +107,8 @@ def combine_command(a_dir: Path, b_dir: Path, out: Path) -> None:
               help="Random crops cut from each photo.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the photo split and the crops.")
 def demo_command(out: Path, size: int, crops_per_photo: int, seed: int) -> None:
-    """Build small real paired demo sets (edges2photo, gray2color) from packaged photos.
+    """Build small real demo sets from packaged photos: paired (edges2photo, gray2color) for
+    pix2pix and unpaired (photo2warm: natural <-> warm-graded colour) for CycleGAN.
 
     Works offline: the photos ship with scikit-image and scikit-learn. val and test come
     from photos that train never sees.
@@ -116,10 +117,11 @@ def demo_command(out: Path, size: int, crops_per_photo: int, seed: int) -> None:
     Example:
       i2i data demo datasets/demo --size 128
     """
-    from i2i.data.demo import make_paired_demo
+    from i2i.data.demo import make_paired_demo, make_unpaired_demo
 
     try:
         folder = make_paired_demo(out, size=size, crops_per_photo=crops_per_photo, seed=seed)
+        unpaired = make_unpaired_demo(out, size=size, crops_per_photo=crops_per_photo, seed=seed)
     except (ValueError, RuntimeError, OSError) as error:
         raise click.ClickException(str(error)) from None
     for name in ("edges2photo", "gray2color"):
@@ -127,3 +129,5 @@ def demo_command(out: Path, size: int, crops_per_photo: int, seed: int) -> None:
             f"{split} {len(list((folder / name / split).glob('*.png')))}" for split in ("train", "val", "test")
         )
         click.echo(f"{folder / name}: {counts}")
+    counts = ", ".join(f"{d} {len(list((unpaired / d).glob('*.png')))}" for d in ("trainA", "trainB", "testA", "testB"))
+    click.echo(f"{unpaired}: {counts}")

@@ -5,10 +5,21 @@ These are the training-time validation metrics (RGB, no border crop). The publis
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import kornia
 import torch
 
-__all__ = ["to_unit_range", "l1", "psnr", "ssim", "image_metrics"]
+__all__ = [
+    "to_unit_range",
+    "l1",
+    "psnr",
+    "ssim",
+    "image_metrics",
+    "InceptionFeatures",
+    "load_inception",
+    "frechet_distance",
+]
 
 
 def to_unit_range(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
@@ -43,3 +54,69 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         "psnr": float(psnr(pred, target)),
         "ssim": float(ssim(pred, target)),
     }
+
+
+# --- FID ---------------------------------------------------------------------------------------
+
+INCEPTION_WEIGHTS = "inception_v3_google-0cc3c7bd.pth"
+
+
+class InceptionFeatures(torch.nn.Module):
+    """2048-d pool features of torchvision's Inception v3 for (B, 3, H, W) images in [0, 1].
+
+    These are torchvision's ImageNet weights, so FID values are comparable between i2i runs but
+    not with published figures, which use the original TensorFlow Inception graph.
+    """
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network.eval()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().expand(-1, 3, -1, -1)
+        x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        return self.network((x - self.mean) / self.std)
+
+
+def inception_weights_path(weights: str | None = None) -> Path:
+    """The Inception weights to use: ``weights`` if given, else torchvision's cache."""
+    return Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+
+
+def load_inception(weights: str | None = None) -> InceptionFeatures:
+    """Inception v3 feature extractor from a weights file or torchvision's cache (no download).
+
+    Raises FileNotFoundError naming the file to place and where.
+    """
+    import torchvision
+
+    path = inception_weights_path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Inception v3 weights not found at {str(path)!r}. To compute FID, place torchvision's "
+            f"{INCEPTION_WEIGHTS} there, or give its path as task.fid_weights."
+        )
+    network = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    network.fc = torch.nn.Identity()
+    return InceptionFeatures(network)
+
+
+def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to feature sets (N, D) and (M, D)."""
+    import numpy as np
+    from scipy import linalg
+
+    x64, y64 = x.double().cpu().numpy(), y.double().cpu().numpy()
+    mu_x, mu_y = x64.mean(0), y64.mean(0)
+    cov_x, cov_y = np.atleast_2d(np.cov(x64, rowvar=False)), np.atleast_2d(np.cov(y64, rowvar=False))
+    covmean = linalg.sqrtm(cov_x @ cov_y)
+    if not np.isfinite(covmean).all():
+        # Nearly singular product (few samples): regularise as is customary.
+        offset = np.eye(cov_x.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((cov_x + offset) @ (cov_y + offset))
+    covmean = covmean.real
+    return float(((mu_x - mu_y) ** 2).sum() + np.trace(cov_x) + np.trace(cov_y) - 2 * np.trace(covmean))

@@ -39,7 +39,7 @@ from i2i.checkpoint import load_training_state, save_generator, save_training_st
 from i2i.config import RunConfig, dump_config, parse_config
 from i2i.data.datasets import DataError, ResumableSampler, collate, steps_per_epoch
 from i2i.data.io import write_image
-from i2i.metrics import image_metrics, to_unit_range
+from i2i.metrics import to_unit_range
 
 __all__ = ["Trainer", "TrainingError", "resolve_device", "resolve_precision", "seed_everything", "find_checkpoint"]
 
@@ -144,6 +144,7 @@ class Trainer:
             self.run_dir = self._new_run_dir()
         self.is_main = self.rank == 0
         self.step = 0
+        self.task = None
         self._stop_signal: int | None = None  # received by this process
         self._stopping = False  # agreed by every rank; the loop ends at this step
         self._tb = None
@@ -194,7 +195,8 @@ class Trainer:
             num_workers=workers,
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=workers > 0 and train,
+            # Workers are made anew each epoch so they see the data set's set_epoch().
+            persistent_workers=False,
             # The loader draws its worker seeds from its own generator so that creating an
             # iterator never advances the global RNG (which resume restores exactly).
             generator=torch.Generator().manual_seed(self.config.seed),
@@ -270,7 +272,8 @@ class Trainer:
     def fit(self) -> Path:
         """Train to the configured length; returns the run folder."""
         cfg = self.config
-        task = self.setup_task()
+        # A task already set up (to inject a feature network, say) is used as it is.
+        task = self.task if self.task is not None else self.setup_task()
         state = self.resume_state
 
         train_set = task.build_dataset(cfg.data.train_split, train=True)
@@ -327,6 +330,8 @@ class Trainer:
         while self.step < self.total_steps and not self._stopping:
             epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
             sampler.set_epoch(epoch, skip=done_in_epoch * self.config.data.batch_size)
+            if hasattr(loader.dataset, "set_epoch"):  # data sets that draw per-epoch pairings
+                loader.dataset.set_epoch(epoch)
             for batch in loader:
                 batch = self._to_device(batch)
                 if sample_batch is None:  # no validation split: show training images
@@ -469,13 +474,14 @@ class Trainer:
         batch = self.task.augment(self._to_device(batch), train=False)
         with self._eval_mode() as networks:
             images = self.task.predict(batch, networks)
-        columns = [to_unit_range(images[k], self.task.value_range) for k in self.task.sample_columns() if k in images]
-        height = max(c.shape[-2] for c in columns)
         rows = []
-        for i in range(columns[0].shape[0]):
-            cells = [c[i].expand(3, -1, -1) for c in columns]
-            cells = [torch.nn.functional.pad(c, (0, 0, 0, height - c.shape[-2])) for c in cells]
-            rows.append(torch.cat(cells, dim=2))
+        for group in self.task.sample_rows():
+            columns = [to_unit_range(images[k], self.task.value_range) for k in group if k in images]
+            height = max(c.shape[-2] for c in columns)
+            for i in range(columns[0].shape[0]):
+                cells = [c[i].expand(3, -1, -1) for c in columns]
+                cells = [torch.nn.functional.pad(c, (0, 0, 0, height - c.shape[-2])) for c in cells]
+                rows.append(torch.cat(cells, dim=2))
         width = max(r.shape[-1] for r in rows)
         grid = torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[-1])) for r in rows], dim=1)
         image = (grid.permute(1, 2, 0).float().cpu().numpy() * 255.0).round().astype(np.uint8)
@@ -489,7 +495,7 @@ class Trainer:
         if metrics.exists():
             for line in metrics.read_text().splitlines():
                 latest.update(json.loads(line))
-        columns = " | ".join(self.task.sample_columns())
+        columns = "; ".join(" | ".join(group) for group in self.task.sample_rows())
         rows = "\n".join(
             f"<h3>step {int(p.stem.split('_')[1])}</h3><img src='samples/{p.name}' style='image-rendering:pixelated;max-width:100%'>"
             for p in samples
@@ -512,20 +518,29 @@ class Trainer:
         with self._eval_mode() as networks:
             for batch in self.val_loader:
                 batch = self.task.augment(self._to_device(batch), train=False)
-                images = self.task.predict(batch, networks)
-                rng = self.task.value_range
-                values = image_metrics(to_unit_range(images["output"], rng), to_unit_range(images["target"], rng))
+                values = self.task.validation_metrics(self.task.predict(batch, networks))
                 for k, v in values.items():
                     totals[k] = totals.get(k, 0.0) + v
                 n += 1
-        if self.world_size > 1:
-            t = torch.tensor([totals[k] for k in sorted(totals)] + [n], dtype=torch.float64, device=self.device)
-            dist.all_reduce(t)
-            totals, n = dict(zip(sorted(totals), t[:-1].tolist())), int(t[-1])
-        result = {f"val/{k}": v / max(n, 1) for k, v in totals.items()}
+            if self.world_size > 1:
+                t = torch.tensor([totals[k] for k in sorted(totals)] + [n], dtype=torch.float64, device=self.device)
+                dist.all_reduce(t)
+                totals, n = dict(zip(sorted(totals), t[:-1].tolist())), int(t[-1])
+            result = {f"val/{k}": v / max(n, 1) for k, v in totals.items()}
+            result.update({f"val/{k}": v for k, v in self.task.validation_summary(self.gather).items()})
         self._log_event({"step": self.step, **result})
         self._print(f"step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
         return result
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Concatenate ``tensor`` from every rank along dim 0 (sizes may differ between ranks)."""
+        if self.world_size == 1:
+            return tensor
+        buffer = io.BytesIO()
+        torch.save(tensor.detach().cpu(), buffer)
+        parts: list[Any] = [None] * self.world_size
+        dist.all_gather_object(parts, buffer.getvalue())
+        return torch.cat([torch.load(io.BytesIO(p), weights_only=True) for p in parts]).to(tensor.device)
 
     # --- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -19,10 +19,11 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class PairedAugment:
-    """Random crop, horizontal flip and optional colour jitter, identical for ``a`` and ``b``.
+    """Random crop, horizontal flip and optional colour jitter of ``a`` and ``b``.
 
-    Inputs are (B, C, H, W) in ``value_range``; ``crop_size=0`` disables cropping. Colour jitter
-    needs 3-channel images on both sides.
+    With ``paired=True`` (pix2pix) both get identical parameters; with ``paired=False``
+    (CycleGAN's unpaired domains) each draws its own. Inputs are (B, C, H, W) in
+    ``value_range``; ``crop_size=0`` disables cropping. Colour jitter needs 3-channel images.
     """
 
     def __init__(
@@ -32,13 +33,19 @@ class PairedAugment:
         flip: bool = True,
         color_jitter: float = 0.0,
         value_range: tuple[float, float] = (-1.0, 1.0),
+        paired: bool = True,
     ) -> None:
+        self.paired = paired
         self.crop = K.RandomCrop((crop_size, crop_size)) if crop_size else None
         self.flip = K.RandomHorizontalFlip(p=0.5) if flip else None
         j = color_jitter
         self.jitter = K.ColorJiggle(j, j, j, min(j, 0.5) / 5, p=1.0) if j > 0 else None
         self.value_range = value_range
         self.crop_size = crop_size
+
+    def _shared(self, augmentation: K.AugmentationBase2D) -> dict | None:
+        # The parameters just drawn for ``a``, or None so that ``b`` draws its own.
+        return augmentation._params if self.paired else None
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.crop is not None:
@@ -48,16 +55,16 @@ class PairedAugment:
                     "lower crop_size or raise load_size."
                 )
             a = self.crop(a)
-            b = self.crop(b, params=self.crop._params)
+            b = self.crop(b, params=self._shared(self.crop))
         if self.flip is not None:
             a = self.flip(a)
-            b = self.flip(b, params=self.flip._params)
+            b = self.flip(b, params=self._shared(self.flip))
         if self.jitter is not None:
             if a.shape[1] != 3 or b.shape[1] != 3:
                 raise ValueError("data.color_jitter needs 3-channel images on both sides; set it to 0.")
             low, high = self.value_range
             a01, b01 = (a - low) / (high - low), (b - low) / (high - low)
             a01 = self.jitter(a01)
-            b01 = self.jitter(b01, params=self.jitter._params)
+            b01 = self.jitter(b01, params=self._shared(self.jitter))
             a, b = a01 * (high - low) + low, b01 * (high - low) + low
         return a, b

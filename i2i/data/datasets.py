@@ -17,6 +17,7 @@ from i2i.data.io import image_to_tensor, list_images, read_image, read_image_siz
 
 __all__ = [
     "PairedDataset",
+    "UnalignedDataset",
     "DataError",
     "ResumableSampler",
     "convert_channels",
@@ -194,6 +195,80 @@ class PairedDataset(Dataset):
         return {"a": a, "b": b, "path": str(self.items[index][0])}
 
 
+class UnalignedDataset(Dataset):
+    """Two unpaired domains for CycleGAN: ``root/<split>A/`` and ``root/<split>B/``.
+
+    The length is the larger domain. Item ``i`` takes A image ``i mod |A|`` and a B image drawn at
+    random (or ``i mod |B|`` with ``serial_batches``). The draw depends only on the seed, the epoch
+    (:meth:`set_epoch`) and ``i``, so loader workers need no random state and resume is exact.
+    Items: ``{"a", "b", "path", "path_b"}`` in ``value_range``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        *,
+        preprocess: str = "resize_and_crop",
+        load_size: int = 286,
+        crop_size: int = 256,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        value_range: tuple[float, float] = (-1.0, 1.0),
+        max_items: int = 0,
+        size_multiple: int = 1,
+        serial_batches: bool = False,
+        seed: int = 0,
+        min_items: int = 1,
+    ) -> None:
+        self.root = Path(root)
+        self.preprocess, self.load_size, self.crop_size = preprocess, load_size, crop_size
+        self.channels = {"a": in_channels, "b": out_channels}
+        self.value_range, self.size_multiple = value_range, size_multiple
+        self.serial_batches, self.seed, self.epoch = serial_batches, seed, 0
+        self.files: dict[str, list[Path]] = {}
+        for domain in ("A", "B"):
+            folder = self.root / f"{split}{domain}"
+            if not folder.is_dir():
+                raise DataError(
+                    f"Folder {str(folder)!r} does not exist. Unpaired data needs {split}A/ and {split}B/ "
+                    f"in {str(self.root)!r} (`i2i data demo OUT` builds an example)."
+                )
+            files = list_images(folder)
+            if len(files) < min_items:
+                raise DataError(
+                    f"Domain {domain} has {len(files)} image(s) in {str(folder)!r}; at least {min_items} are needed "
+                    "(one batch). Add images or lower data.batch_size."
+                )
+            self.files[domain.lower()] = files
+        self.length = max(len(self.files["a"]), len(self.files["b"]))
+        if max_items:
+            self.length = min(self.length, max_items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _prepare(self, path: Path, domain: str) -> torch.Tensor:
+        image = convert_channels(read_image(path), self.channels[domain])
+        image = resize_for_preprocess(image, self.preprocess, self.load_size, self.crop_size)
+        tensor = image_to_tensor(image, self.value_range)
+        if self.preprocess == "none" and self.size_multiple > 1:
+            tensor = pad_to_multiple(tensor[None], self.size_multiple)[0]
+        return tensor
+
+    def __getitem__(self, index: int) -> dict:
+        files_a, files_b = self.files["a"], self.files["b"]
+        path_a = files_a[index % len(files_a)]
+        if self.serial_batches:
+            path_b = files_b[index % len(files_b)]
+        else:
+            path_b = files_b[int(np.random.default_rng((self.seed, self.epoch, index)).integers(len(files_b)))]
+        return {"a": self._prepare(path_a, "a"), "b": self._prepare(path_b, "b"), "path": str(path_a), "path_b": str(path_b)}
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad (B, C, H, W) on the bottom and right to a multiple of ``multiple``.
 
@@ -214,18 +289,20 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack items into a batch; images of different sizes give a clear error."""
-    sizes = {tuple(item["a"].shape[-2:]) for item in items}
-    if len(sizes) > 1:
-        raise DataError(
-            f"A batch mixes image sizes {sorted(sizes)}; with this preprocess mode use data.batch_size=1, "
-            "or data.preprocess=resize_and_crop to make every image the same size."
-        )
-    return {
-        "a": torch.stack([item["a"] for item in items]),
-        "b": torch.stack([item["b"] for item in items]),
-        "path": [item["path"] for item in items],
-    }
+    """Stack tensors into a batch and list everything else; mixed image sizes give a clear error."""
+    batch = {}
+    for key, first in items[0].items():
+        if not torch.is_tensor(first):
+            batch[key] = [item[key] for item in items]
+            continue
+        sizes = {tuple(item[key].shape[-2:]) for item in items}
+        if len(sizes) > 1:
+            raise DataError(
+                f"A batch mixes image sizes {sorted(sizes)}; with this preprocess mode use data.batch_size=1, "
+                "or data.preprocess=resize_and_crop to make every image the same size."
+            )
+        batch[key] = torch.stack([item[key] for item in items])
+    return batch
 
 
 class ResumableSampler(DistributedSampler):

@@ -228,3 +228,60 @@ def make_paired_demo(
             write_image(out_dir / "gray2color" / split / name, np.concatenate([_gray3(crop), crop], axis=1))
     _write_readme(out_dir, splits, size, crops_per_photo, seed)
     return out_dir
+
+
+def warm_grade(rgb: np.ndarray) -> np.ndarray:
+    """A warm, faded 'film' colour grade: the domain B of the unpaired demo.
+
+    Lifted blacks, softened contrast, lower saturation and a red-yellow cast; uint8 RGB in and out.
+    """
+    x = rgb.astype(np.float32) / 255.0
+    gray = x.mean(axis=2, keepdims=True)
+    x = gray + 0.7 * (x - gray)  # desaturate
+    x = 0.08 + 0.84 * x  # lift blacks, lower whites
+    x = x * np.array([1.12, 1.0, 0.78], np.float32) + np.array([0.03, 0.01, 0.0], np.float32)
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def make_unpaired_demo(
+    out_dir: str | os.PathLike,
+    *,
+    size: int = 128,
+    crops_per_photo: int = 6,
+    seed: int = 0,
+) -> Path:
+    """Build the unpaired ``photo2warm`` set for CycleGAN from packaged photos.
+
+    Domain A holds natural-colour crops, domain B crops of *other* photos after :func:`warm_grade`,
+    so no image has a partner. Layout ``trainA/ trainB/ testA/ testB/`` under
+    ``out_dir/photo2warm``; the test domains come from photos that training never sees.
+    Returns the ``photo2warm`` folder.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
+        raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
+    photos = load_demo_photos()
+    if len(photos) < 4:
+        raise RuntimeError(
+            f"only {len(photos)} demo photo(s) could be loaded, at least 4 are needed "
+            "(two per domain); install scikit-image and scikit-learn"
+        )
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(photos))]
+    test, train = order[:2], order[2:]
+    half = len(train) // 2
+    assignment = {train[i]: ("train", "A" if i < half else "B") for i in range(len(train))}
+    assignment[test[0]], assignment[test[1]] = ("test", "A"), ("test", "B")
+    root = Path(out_dir) / "photo2warm"
+    for position, (catalogue_index, info, photo) in enumerate(photos):
+        split, domain = assignment[position]
+        rng = np.random.default_rng([seed, catalogue_index, 1])
+        for k in range(crops_per_photo):
+            crop = _random_crop(photo, size, rng)
+            image = crop if domain == "A" else warm_grade(crop)
+            write_image(root / f"{split}{domain}" / f"{info.name}_{k:03d}.png", image)
+    (root / "README.txt").write_text(
+        "i2i unpaired demo: domain A = natural-colour photo crops, domain B = warm-graded crops of other\n"
+        f"photos (i2i.data.demo.warm_grade). Made by make_unpaired_demo(size={size}, "
+        f"crops_per_photo={crops_per_photo}, seed={seed}).\n",
+        encoding="utf-8",
+    )
+    return root

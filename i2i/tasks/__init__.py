@@ -1,7 +1,8 @@
 """Training recipes. ``TASKS`` maps each task name to its class, filled by explicit imports."""
 from i2i.tasks.base import Task
+from i2i.tasks.cyclegan import CycleGAN, CycleGANConfig
 from i2i.tasks.pix2pix import Pix2Pix, Pix2PixConfig
 
-TASKS: dict[str, type[Task]] = {"pix2pix": Pix2Pix}
+TASKS: dict[str, type[Task]] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN}
 
-__all__ = ["TASKS", "Task", "Pix2Pix", "Pix2PixConfig"]
+__all__ = ["TASKS", "Task", "Pix2Pix", "Pix2PixConfig", "CycleGAN", "CycleGANConfig"]

@@ -85,9 +85,24 @@ class Task:
         """
         raise NotImplementedError
 
-    def sample_columns(self) -> tuple[str, ...]:
-        """Keys of :meth:`predict`'s result shown side by side in sample grids."""
-        return ("input", "output", "target")
+    def sample_rows(self) -> tuple[tuple[str, ...], ...]:
+        """How sample grids are laid out: for each group, keys of :meth:`predict`'s result shown
+        side by side, one row per image."""
+        return (("input", "output", "target"),)
+
+    def validation_metrics(self, images: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Metrics of one validation batch (``images`` from :meth:`predict`), averaged over the
+        split by the trainer. The default compares ``output`` with ``target``: L1, PSNR, SSIM."""
+        from i2i.metrics import image_metrics, to_unit_range
+
+        rng = self.value_range
+        return image_metrics(to_unit_range(images["output"], rng), to_unit_range(images["target"], rng))
+
+    def validation_summary(self, gather) -> dict[str, float]:
+        """Metrics of the whole split, computed after every batch went through
+        :meth:`validation_metrics` (FID, say). ``gather(tensor)`` concatenates a tensor across
+        DDP ranks along dim 0 (the identity on one process)."""
+        return {}
 
     def exported_generators(self) -> dict[str, tuple[str, "GeneratorInfo"]]:
         """Files the run exports: ``{file stem: (network name, info)}``."""

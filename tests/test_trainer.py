@@ -143,8 +143,15 @@ def test_ddp_two_gloo_processes_hold_identical_weights(demo_data, tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         str(tmp_path / "ddp.py"), str(tmp_path / "config.yaml"), str(tmp_path),
     ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # Its own session, so that a hang kills the workers too and leaves no orphans behind.
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.communicate()
+        raise
+    assert process.returncode == 0, stderr[-3000:]
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     for key in w0:

@@ -34,11 +34,22 @@ __all__ = [
     "save_training_state",
     "load_training_state",
     "GENERATOR_SUFFIX",
+    "BUNDLED_MODELS",
+    "bundled_model_path",
 ]
 
 GENERATOR_SUFFIX = ".safetensors"
 _METADATA_KEY = "i2i"
 FORMAT_VERSION = 1
+#: Generators shipped inside the package (``i2i/assets``), loadable by name: ``load_generator("x4")``.
+BUNDLED_MODELS = {"x4": "sr_x4.safetensors"}
+
+
+def bundled_model_path(name: str) -> Path:
+    """The file of the bundled generator ``name`` (a key of :data:`BUNDLED_MODELS`)."""
+    from importlib import resources
+
+    return Path(str(resources.files("i2i.assets") / BUNDLED_MODELS[name]))
 
 
 @dataclass(frozen=True)
@@ -117,13 +128,17 @@ def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[n
 
     ``path`` may be an i2i generator file, a training run folder (its exported generator is used;
     ``direction`` picks one when a run has two), or a file written by a supported foreign project
-    (see :mod:`i2i.foreign`).
+    (see :mod:`i2i.foreign`), or the name of a generator bundled with i2i (:data:`BUNDLED_MODELS`,
+    e.g. ``"x4"``) when no file of that name exists.
     """
     path = Path(path)
+    if not path.exists() and str(path) in BUNDLED_MODELS:
+        path = bundled_model_path(str(path))
     if path.is_dir():
         path = _generator_in_run(path, direction)
     if not path.is_file():
-        raise FileNotFoundError(f"Model file {str(path)!r} does not exist.")
+        bundled = ", ".join(BUNDLED_MODELS)
+        raise FileNotFoundError(f"Model file {str(path)!r} does not exist (bundled models by name: {bundled}).")
     info = read_generator_info(path)
     if info is not None and direction and info.direction and info.direction != direction:
         raise ValueError(
@@ -140,11 +155,13 @@ def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[n
 
     imported = import_checkpoint(path)
     model = build_imported(imported)
+    scale = int(getattr(model, "scale", 1))
     info = GeneratorInfo(
         model=imported.model,
         kwargs=imported.kwargs,
         value_range=tuple(imported.value_range),
-        scale=int(getattr(model, "scale", 1)),
+        scale=scale,
+        task="srgan" if scale > 1 else "",  # foreign upscalers (BasicSR, leftthomas) are SR models
         source=imported.source,
     )
     return model.eval(), info

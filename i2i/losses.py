@@ -1,4 +1,4 @@
-"""GAN losses as plain functions.
+"""Losses as plain functions: GAN losses, the perceptual (VGG feature) loss and total variation.
 
 The discriminator returns raw logits of any shape (a PatchGAN returns ``(B, 1, h, w)``); the
 losses average over every element. All losses are computed in float32 whatever the logits'
@@ -11,16 +11,40 @@ Modes:
 - ``hinge``: ``relu(1 - D(real)) + relu(1 + D(fake))`` for D, ``-D(fake)`` for G.
 - ``wgangp``: Wasserstein critic ``D(fake) - D(real)``, ``-D(fake)`` for G; add
   :func:`gradient_penalty` to the critic loss yourself.
+
+The perceptual loss compares feature maps of a frozen network; which network is injected
+(:class:`PerceptualLoss` takes any module). The default is torchvision's VGG19 with ImageNet
+weights read from a file that must already be on disk: nothing is downloaded.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["GAN_MODES", "check_gan_mode", "discriminator_loss", "generator_loss", "gradient_penalty"]
+__all__ = [
+    "GAN_MODES",
+    "check_gan_mode",
+    "discriminator_loss",
+    "generator_loss",
+    "gradient_penalty",
+    "PIXEL_CRITERIA",
+    "pixel_loss",
+    "VGG19_LAYERS",
+    "VGG19_WEIGHTS_FILE",
+    "VGG19_WEIGHTS_URL",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "default_vgg19_weights_path",
+    "vgg19_features",
+    "perceptual_loss",
+    "PerceptualLoss",
+    "total_variation_loss",
+]
 
 GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
 
@@ -95,3 +119,175 @@ def gradient_penalty(
     (grad,) = torch.autograd.grad(scores.float().sum(), interpolates, create_graph=True)
     norms = grad.float().flatten(1).norm(2, dim=1)
     return weight * ((norms - 1.0) ** 2).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixel, perceptual and total-variation losses (super-resolution)
+
+PIXEL_CRITERIA = ("l1", "mse")
+
+
+def pixel_loss(pred: Tensor, target: Tensor, criterion: str = "l1") -> Tensor:
+    """Mean ``l1`` or ``mse`` between same-shape tensors, in float32."""
+    if criterion not in PIXEL_CRITERIA:
+        raise ValueError(f"Unknown criterion {criterion!r}; expected one of {', '.join(PIXEL_CRITERIA)}.")
+    if criterion == "l1":
+        return F.l1_loss(pred.float(), target.float())
+    return F.mse_loss(pred.float(), target.float())
+
+
+def _vgg19_layer_names() -> list[str]:
+    names = []
+    for block, convs in enumerate((2, 2, 4, 4, 4), start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+#: Index of each named layer in torchvision's ``vgg19().features`` (``conv5_4`` is 34: the
+#: convolution's output before its ReLU, the "VGG54" of the SRGAN and ESRGAN papers).
+VGG19_LAYERS: dict[str, int] = {name: i for i, name in enumerate(_vgg19_layer_names())}
+VGG19_WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"
+VGG19_WEIGHTS_URL = f"https://download.pytorch.org/models/{VGG19_WEIGHTS_FILE}"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_vgg19_weights_path() -> Path:
+    """Where torchvision caches its VGG19 ImageNet weights: ``torch.hub.get_dir()/checkpoints/``.
+
+    ``torch.hub.get_dir()`` is ``$TORCH_HOME/hub`` (``~/.cache/torch/hub`` by default).
+    """
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_WEIGHTS_FILE
+
+
+def _vgg19_stack(last: int) -> nn.Sequential:
+    """torchvision's ``vgg19().features`` layout (same indices, same key names) up to ``last``."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for name in _vgg19_layer_names()[: last + 1]:
+        if name.startswith("conv"):
+            width = 64 * 2 ** min(int(name[4]) - 1, 3)
+            layers.append(nn.Conv2d(channels, width, 3, padding=1))
+            channels = width
+        elif name.startswith("relu"):
+            layers.append(nn.ReLU())
+        else:
+            layers.append(nn.MaxPool2d(2, 2))
+    return nn.Sequential(*layers)
+
+
+def vgg19_features(layer: str = "conv5_4", weights: str | os.PathLike | None = None) -> nn.Sequential:
+    """torchvision's VGG19 feature stack, cut after ``layer``, with ImageNet weights; frozen, eval.
+
+    ``weights`` is a torchvision VGG19 state_dict file (``vgg19-dcbb9e9d.pth``); by default the
+    copy in torchvision's cache (:func:`default_vgg19_weights_path`). Only the ``features.N``
+    tensors up to ``layer`` are read, so a file holding just those works too. Nothing is
+    downloaded: a missing file raises ``FileNotFoundError`` saying which file to put where.
+    """
+    if layer not in VGG19_LAYERS:
+        raise ValueError(f"Unknown VGG19 layer {layer!r}; expected one of {', '.join(VGG19_LAYERS)}.")
+    path = Path(weights) if weights else default_vgg19_weights_path()
+    if not path.is_file():
+        where = (
+            f"{path} (torchvision's cache: torch.hub.get_dir()/checkpoints, i.e. $TORCH_HOME/hub/checkpoints)"
+            if not weights
+            else str(path)
+        )
+        raise FileNotFoundError(
+            f"The perceptual loss needs torchvision's VGG19 ImageNet weights, {VGG19_WEIGHTS_FILE}, and "
+            f"i2i never downloads during training. Download {VGG19_WEIGHTS_URL} and place it at {where}, "
+            f"or point task.vgg_weights at your copy (or set task.lambda_perceptual: 0)."
+        )
+    last = VGG19_LAYERS[layer]
+    stack = _vgg19_stack(last)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ValueError(f"{path} is not a readable VGG19 weights file ({type(exc).__name__}: {exc}).") from exc
+    wanted = {f"features.{k}": k for k in stack.state_dict()}
+    missing = [k for k in wanted if k not in state]
+    if missing:
+        raise ValueError(
+            f"{path} does not hold torchvision VGG19 weights up to {layer}: missing {', '.join(missing[:4])}. "
+            f"Expected torchvision's {VGG19_WEIGHTS_FILE}."
+        )
+    stack.load_state_dict({local: state[key] for key, local in wanted.items()}, strict=True)
+    stack.requires_grad_(False)
+    return stack.eval()
+
+
+def perceptual_loss(
+    pred: Tensor,
+    target: Tensor,
+    features: Callable[[Tensor], Tensor],
+    *,
+    criterion: str = "l1",
+    normalize: bool = True,
+) -> Tensor:
+    """Distance between ``features(pred)`` and ``features(target)``, a float32 scalar.
+
+    ``pred`` and ``target``: ``(B, C, H, W)`` in [0, 1] (C = 1 is repeated to 3). With
+    ``normalize`` both are first standardised with the ImageNet mean and std, as the VGG weights
+    expect. ``criterion`` is ``l1`` (BasicSR/ESRGAN) or ``mse`` (the SRGAN paper). The target's
+    features are computed without gradients.
+    """
+    if pred.shape[1] == 1:
+        pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+    if normalize:
+        mean = torch.tensor(IMAGENET_MEAN, device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
+        pred, target = (pred - mean) / std, (target - mean) / std
+    with torch.no_grad():
+        target_features = features(target.detach())
+    return pixel_loss(features(pred), target_features, criterion)
+
+
+class PerceptualLoss(nn.Module):
+    """Perceptual loss with an injected, frozen feature network.
+
+    ``feature_network`` is any module mapping ``(B, 3, H, W)`` to features (tests pass a small
+    random one); ``None`` builds :func:`vgg19_features` at ``layer`` from ``weights``. Call it as
+    ``loss(pred, target)`` with images in [0, 1]. The network stays in eval mode and is not
+    trained; it is not part of the state_dict's learned weights a task checkpoints.
+    """
+
+    def __init__(
+        self,
+        feature_network: nn.Module | None = None,
+        *,
+        layer: str = "conv5_4",
+        weights: str | os.PathLike | None = None,
+        criterion: str = "l1",
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        if criterion not in PIXEL_CRITERIA:
+            raise ValueError(f"Unknown criterion {criterion!r}; expected one of {', '.join(PIXEL_CRITERIA)}.")
+        if feature_network is None:
+            feature_network = vgg19_features(layer, weights)
+        feature_network.requires_grad_(False)
+        self.features = feature_network.eval()
+        self.criterion = criterion
+        self.normalize = normalize
+
+    def train(self, mode: bool = True) -> "PerceptualLoss":
+        super().train(mode)
+        self.features.eval()  # a frozen feature extractor never uses batch statistics
+        return self
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        return perceptual_loss(pred, target, self.features, criterion=self.criterion, normalize=self.normalize)
+
+
+def total_variation_loss(x: Tensor) -> Tensor:
+    """Anisotropic total variation of ``(B, C, H, W)``, a float32 scalar.
+
+    The mean absolute difference between vertically adjacent pixels plus the same horizontally:
+    0 for a constant image, 2 for a 0/1 checkerboard.
+    """
+    x = x.float()
+    vertical = (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
+    horizontal = (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+    return vertical + horizontal

@@ -21,6 +21,8 @@ CASES: dict[str, tuple[dict, tuple[int, ...], tuple[int, ...]]] = {
     "resnet_9blocks": ({}, (2, 3, 16, 16), (2, 3, 16, 16)),
     "patchgan": ({}, (2, 3, 64, 64), (2, 1, 6, 6)),
     "pixel_discriminator": ({}, (2, 3, 8, 8), (2, 1, 8, 8)),
+    "srresnet": ({"num_blocks": 2}, (2, 3, 8, 12), (2, 3, 32, 48)),
+    "vgg_discriminator": ({"input_size": 32}, (2, 3, 32, 32), (2, 1)),
 }
 
 

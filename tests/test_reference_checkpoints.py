@@ -188,3 +188,91 @@ def test_resnet_zero_padding_is_read_from_the_layout() -> None:
     assert imported.kwargs["padding"] == "zeros" and imported.kwargs["dropout"] is False
     model = build_imported(imported)
     assert model.blocks[0].conv1.padding_mode == "zeros"
+
+
+# --- super-resolution: BasicSR MSRResNet and leftthomas/SRGAN Generator --------------------------
+
+SR = [entry["name"] for entry in INDEX if entry["name"].startswith(("basicsr_", "leftthomas_"))]
+SR_SCALES = {entry["name"]: entry["output_shape"][-1] // entry["input_shape"][-1] for entry in INDEX if entry["name"] in SR}
+
+
+def test_all_sr_cases_found() -> None:
+    assert any(name.startswith("basicsr_") for name in SR) and any(name.startswith("leftthomas_") for name in SR)
+
+
+@pytest.mark.parametrize("name", SR)
+def test_sr_output_matches_reference(name: str) -> None:
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    assert imported.model == "srresnet" and imported.value_range == (0.0, 1.0)
+    assert imported.kwargs["scale"] == SR_SCALES[name]
+    io = _io(name)
+    out = _forward(imported, io["input"])
+    assert out.shape == io["output"].shape
+    assert torch.allclose(out, io["output"], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "basicsr_msrresnet_x4_f64b16",
+            {"scale": 4, "base_channels": 64, "num_blocks": 16, "norm": "none", "image_skip": "bilinear", "hr_conv": True},
+        ),
+        ("basicsr_msrresnet_x2_f32b4", {"scale": 2, "base_channels": 32, "num_blocks": 4, "head_kernel": 3}),
+        (
+            "leftthomas_srgan_generator_x4",
+            {"scale": 4, "num_blocks": 5, "norm": "batch", "head_kernel": 9, "output_activation": "tanh", "body_conv": True},
+        ),
+    ],
+)
+def test_sr_inferred_architecture(name: str, expected: dict) -> None:
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    assert {key: imported.kwargs[key] for key in expected} == expected
+
+
+def test_basicsr_x3_layout_is_recognised() -> None:
+    # BasicSR's x3 has one upconv to 9x the features and PixelShuffle(3).
+    state = read_state_dict(REFERENCE / "basicsr_msrresnet_x2_f32b4.pth")
+    state["upconv1.weight"] = torch.zeros(32 * 9, 32, 3, 3)
+    state["upconv1.bias"] = torch.zeros(32 * 9)
+    imported = import_state_dict(state)
+    assert imported.kwargs["scale"] == 3
+    assert build_imported(imported)(torch.rand(1, 3, 5, 6)).shape == (1, 3, 15, 18)
+
+
+def test_basicsr_wrappers_prefer_the_ema_weights(tmp_path: Path) -> None:
+    name = "basicsr_msrresnet_x2_f32b4"
+    state = read_state_dict(REFERENCE / f"{name}.pth")
+    zeros = {key: torch.zeros_like(value) for key, value in state.items()}
+    io = _io(name)
+    torch.save({"params": state}, tmp_path / "params.pth")
+    torch.save({"params": zeros, "params_ema": state}, tmp_path / "both.pth")
+    plain = import_checkpoint(tmp_path / "params.pth")
+    assert plain.source.endswith("(params)")
+    assert torch.allclose(_forward(plain, io["input"]), io["output"], atol=1e-4)
+    both = import_checkpoint(tmp_path / "both.pth")
+    assert both.source.endswith("(params_ema)")
+    assert torch.allclose(_forward(both, io["input"]), io["output"], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", SR)
+def test_sr_files_translate_from_the_command_line(name: str, tmp_path: Path) -> None:
+    import numpy as np
+    from click.testing import CliRunner
+
+    from i2i.checkpoint import load_generator
+    from i2i.cli import main
+    from i2i.data.io import read_image
+
+    model, info = load_generator(REFERENCE / f"{name}.pth")
+    assert info.scale == SR_SCALES[name] == model.scale and info.value_range == (0.0, 1.0)
+    assert info.task == "srgan"
+    out_path = tmp_path / "out.png"
+    result = CliRunner().invoke(
+        main, ["translate", "--model", str(REFERENCE / f"{name}.pth"), str(REFERENCE / f"{name}.input.png"), str(out_path)]
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    out = read_image(out_path).astype(np.int32)
+    expected = (_io(name)["output"][0].clamp(0, 1) * 255).round().permute(1, 2, 0).numpy().astype(np.int32)
+    assert out.shape == expected.shape
+    assert np.abs(out - expected).max() <= 1

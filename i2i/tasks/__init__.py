@@ -2,7 +2,8 @@
 from i2i.tasks.base import Task
 from i2i.tasks.cyclegan import CycleGAN, CycleGANConfig
 from i2i.tasks.pix2pix import Pix2Pix, Pix2PixConfig
+from i2i.tasks.srgan import SRGAN, SRGANConfig
 
-TASKS: dict[str, type[Task]] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN}
+TASKS: dict[str, type[Task]] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "srgan": SRGAN}
 
-__all__ = ["TASKS", "Task", "Pix2Pix", "Pix2PixConfig", "CycleGAN", "CycleGANConfig"]
+__all__ = ["TASKS", "Task", "Pix2Pix", "Pix2PixConfig", "CycleGAN", "CycleGANConfig", "SRGAN", "SRGANConfig"]

@@ -1,0 +1,324 @@
+"""Super-resolution evaluation with the published conventions.
+
+The SR literature (SRCNN onwards, the SRGAN and EDSR tables, BasicSR's scripts) measures:
+
+- the **low-resolution input** made with MATLAB's ``imresize(HR, 1/s, 'bicubic')`` (antialiased;
+  :mod:`i2i.data.resize`) and stored as 8 bits, from the HR image cropped to a multiple of ``s``;
+- the **bicubic baseline** ``imresize(LR, s, 'bicubic')``, also as 8 bits;
+- **uint8 rounding** of every output before measuring;
+- PSNR and SSIM on the **Y channel** of BT.601 YCbCr as MATLAB's ``rgb2ycbcr`` defines it
+  (``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for RGB in [0, 1], kept in floating point);
+- a **border of ``s`` pixels** cropped off every side;
+- SSIM as Wang et al.'s reference code: an 11x11 Gaussian window (sigma 1.5), ``K = (0.01, 0.03)``,
+  ``L = 255``, over the valid region; on RGB the mean over the three channels.
+
+``y_channel=False`` measures on RGB instead (BasicSR's model-zoo figures), with the same crop.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from i2i.data.datasets import convert_channels
+from i2i.data.io import list_images, read_image
+from i2i.data.resize import imresize_array
+
+__all__ = [
+    "FORMATS",
+    "ImageScores",
+    "EvalReport",
+    "rgb_to_y",
+    "modcrop",
+    "crop_border",
+    "psnr",
+    "ssim",
+    "sr_scores",
+    "make_lr",
+    "bicubic_upscale",
+    "evaluate_sr",
+    "format_report",
+]
+
+FORMATS = ("table", "csv", "json")
+
+
+def _as_rgb8(image: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` uint8/uint16 gray, RGB or RGBA -> uint8 RGB (alpha dropped, 16 bits scaled)."""
+    if image.dtype == np.uint16:
+        image = np.round(image.astype(np.float64) / 257.0).astype(np.uint8)
+    return np.ascontiguousarray(convert_channels(image, 3))
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an ``(H, W, 3)`` uint8 RGB image as MATLAB's ``rgb2ycbcr``: float64 in [16, 235]."""
+    rgb = image.astype(np.float64) / 255.0
+    return 16.0 + rgb @ np.array([65.481, 128.553, 24.966])
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom and right so height and width are multiples of ``scale``."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]
+
+
+def crop_border(image: np.ndarray, border: int) -> np.ndarray:
+    """Remove ``border`` pixels from every side of an ``(H, W[, C])`` array."""
+    if border == 0:
+        return image
+    return image[border:-border, border:-border]
+
+
+def psnr(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
+    """PSNR in dB of two same-shape arrays on a ``[0, max_value]`` scale (inf when identical)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    if mse == 0:
+        return math.inf
+    return 10.0 * math.log10(max_value**2 / mse)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    g = torch.exp(-(x**2) / (2.0 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g)[None, None]
+
+
+def _ssim_plane(a: torch.Tensor, b: torch.Tensor, max_value: float) -> float:
+    c1, c2 = (0.01 * max_value) ** 2, (0.03 * max_value) ** 2
+    window = _gaussian_window()
+    a, b = a[None, None], b[None, None]
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, window)  # "valid": no padding, as the reference code
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map.mean())
+
+
+def ssim(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
+    """SSIM of ``(H, W)`` or ``(H, W, C)`` arrays (mean over channels), Wang et al.'s settings.
+
+    Needs at least 11x11 pixels (the Gaussian window).
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"ssim: shapes differ, {a.shape} and {b.shape}.")
+    if min(a.shape[:2]) < 11:
+        raise ValueError(f"ssim needs images of at least 11x11 pixels after the border crop, got {a.shape[1]}x{a.shape[0]}.")
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
+    if ta.ndim == 2:
+        return _ssim_plane(ta, tb, max_value)
+    return float(np.mean([_ssim_plane(ta[..., c], tb[..., c], max_value) for c in range(ta.shape[-1])]))
+
+
+def sr_scores(output: np.ndarray, hr: np.ndarray, *, border: int, y_channel: bool = True) -> tuple[float, float]:
+    """(PSNR, SSIM) of uint8 RGB ``output`` against ``hr`` with the published conventions."""
+    if output.shape != hr.shape:
+        raise ValueError(f"output {output.shape} and HR {hr.shape} differ in shape.")
+    if y_channel:
+        a, b = rgb_to_y(output), rgb_to_y(hr)
+    else:
+        a, b = output.astype(np.float64), hr.astype(np.float64)
+    a, b = crop_border(a, border), crop_border(b, border)
+    return psnr(a, b), ssim(a, b)
+
+
+def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB ``imresize(HR, 1/scale, 'bicubic')`` of an image already cropped to a multiple of scale."""
+    return imresize_array(hr, scale=1.0 / scale, method="bicubic")
+
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB ``imresize(LR, scale, 'bicubic')``: the baseline every SR table reports."""
+    return imresize_array(lr, scale=float(scale), method="bicubic")
+
+
+@dataclass
+class ImageScores:
+    """Scores of one image; ``model_*`` are None when no model was evaluated."""
+
+    image: str
+    width: int
+    height: int
+    bicubic_psnr: float
+    bicubic_ssim: float
+    model_psnr: float | None = None
+    model_ssim: float | None = None
+
+
+@dataclass
+class EvalReport:
+    """Per-image scores, their means, and the conventions they were measured with."""
+
+    images: list[ImageScores]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> dict[str, float | None]:
+        keys = ("bicubic_psnr", "bicubic_ssim", "model_psnr", "model_ssim")
+        out: dict[str, float | None] = {}
+        for key in keys:
+            values = [getattr(s, key) for s in self.images if getattr(s, key) is not None]
+            out[key] = float(np.mean(values)) if values else None
+        return out
+
+
+def _match_lr(hr_path: Path, hr_dir: Path, lr_files: dict[str, Path], scale: int) -> Path:
+    rel = hr_path.relative_to(hr_dir).with_suffix("").as_posix()
+    for key in (rel, f"{rel}x{scale}", f"{rel}_x{scale}", f"{rel}_LR"):
+        if key in lr_files:
+            return lr_files[key]
+    raise FileNotFoundError(
+        f"No LR image for {hr_path} in the LR folder: expected the same name (or with an x{scale} "
+        f"suffix, as in DIV2K's 0801x{scale}.png)."
+    )
+
+
+def evaluate_sr(
+    model: str | os.PathLike | None,
+    hr_dir: str | os.PathLike,
+    *,
+    lr_dir: str | os.PathLike | None = None,
+    scale: int | None = None,
+    y_channel: bool = True,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> EvalReport:
+    """Score an SR generator and the bicubic baseline on every image of ``hr_dir``.
+
+    ``model`` is anything ``i2i translate --model`` takes (a generator file, a run folder, a
+    BasicSR or leftthomas file, a bundled name such as ``x4``), or None for the baseline alone.
+    Without ``lr_dir`` the LR inputs are made from the HR images (MATLAB bicubic); with it they
+    are read and matched by name. ``scale`` defaults to the model's.
+    """
+    translator = None
+    if model is not None:
+        from i2i.inference.translator import Translator
+
+        translator = Translator.from_file(model, device=device)
+        model_scale = int(translator.scale)
+        if scale is None:
+            scale = model_scale
+        elif scale != model_scale:
+            raise ValueError(f"--scale {scale} does not match the model, which upscales x{model_scale}.")
+        if model_scale == 1:
+            raise ValueError(f"{model} is not a super-resolution model (its scale is 1).")
+    if scale is None:
+        raise ValueError("Give --scale when no --model is evaluated.")
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}.")
+    hr_dir = Path(hr_dir)
+    hr_paths = list_images(hr_dir)
+    if not hr_paths:
+        raise FileNotFoundError(f"No images in the HR folder {str(hr_dir)!r}.")
+    lr_files: dict[str, Path] = {}
+    if lr_dir is not None:
+        lr_dir = Path(lr_dir)
+        lr_files = {p.relative_to(lr_dir).with_suffix("").as_posix(): p for p in list_images(lr_dir)}
+
+    results = []
+    for hr_path in hr_paths:
+        hr = _as_rgb8(read_image(hr_path))
+        if lr_dir is None:
+            hr = modcrop(hr, scale)
+            lr = make_lr(hr, scale)
+        else:
+            lr = _as_rgb8(read_image(_match_lr(hr_path, hr_dir, lr_files, scale)))
+            want_h, want_w = lr.shape[0] * scale, lr.shape[1] * scale
+            if hr.shape[0] < want_h or hr.shape[1] < want_w or hr.shape[0] - want_h >= scale or hr.shape[1] - want_w >= scale:
+                raise ValueError(
+                    f"{hr_path} is {hr.shape[1]}x{hr.shape[0]} but its LR image is {lr.shape[1]}x{lr.shape[0]}; "
+                    f"at x{scale} the HR image should be {want_w}x{want_h} (up to {scale - 1} extra pixels)."
+                )
+            hr = hr[:want_h, :want_w]
+        bicubic = bicubic_upscale(lr, scale)
+        b_psnr, b_ssim = sr_scores(bicubic, hr, border=scale, y_channel=y_channel)
+        scores = ImageScores(
+            image=hr_path.relative_to(hr_dir).as_posix(),
+            width=hr.shape[1],
+            height=hr.shape[0],
+            bicubic_psnr=b_psnr,
+            bicubic_ssim=b_ssim,
+        )
+        if translator is not None:
+            output = _as_rgb8(translator.translate_image(lr))
+            scores.model_psnr, scores.model_ssim = sr_scores(output, hr, border=scale, y_channel=y_channel)
+        results.append(scores)
+        if progress is not None:
+            progress(scores.image)
+    settings = {
+        "model": str(model) if model is not None else None,
+        "scale": scale,
+        "channel": "Y (BT.601, MATLAB rgb2ycbcr)" if y_channel else "RGB",
+        "border_crop": scale,
+        "lr": str(lr_dir) if lr_dir is not None else "MATLAB bicubic imresize of HR, uint8",
+        "rounding": "uint8 before measuring",
+    }
+    return EvalReport(images=results, settings=settings)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+def format_report(report: EvalReport, fmt: str = "table") -> str:
+    """The report as an aligned text table, CSV or JSON (per image, then the mean)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}.")
+    has_model = any(s.model_psnr is not None for s in report.images)
+    mean = report.mean
+    if fmt == "json":
+        return json.dumps(
+            {"settings": report.settings, "images": [asdict(s) for s in report.images], "mean": mean}, indent=2
+        )
+    columns = ["image", "width", "height", "bicubic_psnr", "bicubic_ssim"]
+    if has_model:
+        columns += ["model_psnr", "model_ssim"]
+    rows = [
+        [s.image, str(s.width), str(s.height)]
+        + [_fmt(getattr(s, c), 2 if c.endswith("psnr") else 4) for c in columns[3:]]
+        for s in report.images
+    ]
+    rows.append(["mean", "", ""] + [_fmt(mean[c], 2 if c.endswith("psnr") else 4) for c in columns[3:]])
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for s in report.images:
+            writer.writerow([s.image, s.width, s.height] + [getattr(s, c) for c in columns[3:]])
+        writer.writerow(["mean", "", ""] + [mean[c] for c in columns[3:]])
+        return buffer.getvalue().rstrip("\n")
+    header = ["image", "size", "bicubic PSNR", "SSIM"] + (["model PSNR", "SSIM"] if has_model else [])
+    table = [[r[0], f"{r[1]}x{r[2]}" if r[1] else ""] + r[3:] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    s = report.settings
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    lines = [
+        f"# x{s.get('scale')}, {s.get('channel')}, border crop {s.get('border_crop')}, {s.get('rounding')}; "
+        f"LR: {s.get('lr')}",
+        line(header),
+        *(line(r) for r in table[:-1]),
+        line(table[-1]),
+    ]
+    return "\n".join(lines)

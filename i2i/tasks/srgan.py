@@ -1,0 +1,252 @@
+"""SRGAN (Ledig et al., 2017): single-image super-resolution in two stages, as practised.
+
+1. ``stage: psnr`` trains the generator alone on a pixel loss (``pixel_criterion``: ``mse`` as in
+   the paper's SRResNet, or ``l1`` as BasicSR's MSRResNet). This is the PSNR-oriented model.
+2. ``stage: gan`` starts from the stage-1 generator (``init_from``) and adds a discriminator:
+   ``lambda_pixel * pixel + lambda_perceptual * VGG + lambda_adv * GAN (+ lambda_tv * TV)``.
+   The defaults are the paper's SRGAN-VGG54: no pixel term, the MSE of VGG19 ``conv5_4`` features
+   with the paper's 1/12.75 feature rescaling (a weight of 1/12.75^2 = 0.00615), and 1e-3 for the
+   adversarial term. ``configs/srgan_x4_basicsr.yaml`` holds BasicSR's recipe (L1 1e-2,
+   perceptual L1 1.0, GAN 5e-3).
+
+Images are in [0, 1] (``value_range``). A batch's ``"a"`` is the LR input and ``"b"`` the HR
+target; with an HR-only folder the LR is made from each HR crop on the device
+(:class:`i2i.data.sr.SRAugment`). The shared PatchGAN is the default discriminator; the paper's
+VGG-style one is ``discriminator: {name: vgg_discriminator}``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from i2i.checkpoint import GeneratorInfo, load_generator
+from i2i.data.resize import RESIZE_METHODS
+from i2i.data.sr import SRAugment, SRDataset
+from i2i.layers import init_weights
+from i2i.losses import (
+    PIXEL_CRITERIA,
+    VGG19_LAYERS,
+    PerceptualLoss,
+    check_gan_mode,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    pixel_loss,
+    total_variation_loss,
+)
+from i2i.tasks.base import Task, set_requires_grad
+from i2i.tasks.pix2pix import build_network
+
+__all__ = ["SRGAN", "SRGANConfig", "STAGES"]
+
+STAGES = ("psnr", "gan")
+DEFAULT_GENERATOR = {"name": "srresnet", "base_channels": 64, "num_blocks": 16, "norm": "batch", "activation": "prelu"}
+DEFAULT_DISCRIMINATOR = {"name": "patchgan", "base_channels": 64, "n_layers": 3, "norm": "batch"}
+
+
+@dataclass(frozen=True)
+class SRGANConfig:
+    """SRGAN hyperparameters; the defaults are the paper's (SRResNet-MSE, then SRGAN-VGG54).
+
+    ``scale`` is the upscaling factor (2, 3, 4 or 8). ``generator``/``discriminator`` name a
+    registered model and its keyword arguments, merged over the defaults when the name is
+    unchanged; the generator gets ``scale`` and ``in_channels``/``out_channels`` from here.
+    ``init_from`` starts the generator from a trained file (an i2i generator, a BasicSR MSRResNet
+    or a leftthomas/SRGAN file); its architecture then comes from the file.
+
+    ``lambda_pixel`` weighs the pixel loss in the ``gan`` stage; the ``psnr`` stage optimises the
+    pixel loss alone (plus ``lambda_tv``). ``vgg_weights`` is torchvision's
+    ``vgg19-dcbb9e9d.pth`` (empty: torchvision's cache). ``degradation`` makes LR inputs from HR
+    images: ``bicubic`` (MATLAB, antialiased), ``area`` or ``opencv_cubic``; ``quantize_lr``
+    rounds them to 8-bit levels like saved images. ``rotate`` adds random 90-degree rotations to
+    the flips (``data.flip``).
+    """
+
+    name: str = "srgan"
+    stage: str = "gan"
+    scale: int = 4
+    generator: dict = field(default_factory=lambda: dict(DEFAULT_GENERATOR))
+    discriminator: dict = field(default_factory=lambda: dict(DEFAULT_DISCRIMINATOR))
+    in_channels: int = 3
+    init_from: str = ""
+    pixel_criterion: str = "mse"
+    lambda_pixel: float = 0.0
+    perceptual_layer: str = "conv5_4"
+    perceptual_criterion: str = "mse"
+    lambda_perceptual: float = 0.00615
+    vgg_weights: str = ""
+    gan_mode: str = "vanilla"
+    lambda_adv: float = 0.001
+    lambda_gp: float = 10.0
+    lambda_tv: float = 0.0
+    lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    degradation: str = "bicubic"
+    quantize_lr: bool = True
+    rotate: bool = True
+
+
+def _check(name: str, value: str, valid: tuple[str, ...] | list[str]) -> None:
+    if value not in valid:
+        raise ValueError(f"task.{name} is {value!r}; expected one of {', '.join(valid)}.")
+
+
+class SRGAN(Task):
+    name = "srgan"
+    config_class = SRGANConfig
+    ema_networks = ("G",)
+
+    def __init__(self, config, *, feature_network: nn.Module | None = None) -> None:
+        """``feature_network`` replaces VGG19 in the perceptual loss (any frozen feature module)."""
+        super().__init__(config)
+        cfg: SRGANConfig = config.task
+        self.cfg = cfg
+        _check("stage", cfg.stage, STAGES)
+        _check("pixel_criterion", cfg.pixel_criterion, PIXEL_CRITERIA)
+        _check("perceptual_criterion", cfg.perceptual_criterion, PIXEL_CRITERIA)
+        _check("perceptual_layer", cfg.perceptual_layer, list(VGG19_LAYERS))
+        _check("degradation", cfg.degradation, RESIZE_METHODS)
+        check_gan_mode(cfg.gan_mode)
+        if cfg.init_from:
+            generator, info = load_generator(cfg.init_from)
+            generator.train()
+            if int(info.scale) != cfg.scale:
+                raise ValueError(
+                    f"task.init_from {cfg.init_from!r} upscales x{info.scale} but task.scale is {cfg.scale}; "
+                    f"set task.scale={info.scale}."
+                )
+            if tuple(info.value_range) != (0.0, 1.0):
+                raise ValueError(f"task.init_from {cfg.init_from!r} is not an SR generator (value range {info.value_range}).")
+        else:
+            generator = build_network(
+                cfg.generator, DEFAULT_GENERATOR, scale=cfg.scale, in_channels=cfg.in_channels, out_channels=cfg.in_channels
+            )
+        self.networks = {"G": generator}
+        self.perceptual: PerceptualLoss | None = None
+        if cfg.stage == "gan":
+            discriminator = build_network(cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=cfg.in_channels)
+            init_weights(discriminator, "normal", 0.02)
+            self.networks["D"] = discriminator
+            if cfg.lambda_perceptual > 0:
+                self.perceptual = PerceptualLoss(
+                    feature_network,
+                    layer=cfg.perceptual_layer,
+                    weights=cfg.vgg_weights or None,
+                    criterion=cfg.perceptual_criterion,
+                )
+        data = config.data
+        self.sr_augment = SRAugment(
+            scale=cfg.scale,
+            crop_size=data.crop_size,
+            flip=data.flip,
+            rotate=cfg.rotate,
+            degradation=cfg.degradation,
+            quantize=cfg.quantize_lr,
+        )
+        self._paired: dict[bool, bool] = {}
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+    def attach(self, trainer, nets: dict[str, nn.Module]) -> None:
+        super().attach(trainer, nets)
+        if self.perceptual is not None:
+            self.perceptual.to(trainer.device)
+
+    def build_dataset(self, split: str, *, train: bool) -> SRDataset:
+        d = self.config.data
+        dataset = SRDataset(
+            d.root,
+            split,
+            scale=self.cfg.scale,
+            tile_size=d.load_size if train else 0,
+            channels=self.cfg.in_channels,
+            max_items=d.max_items if train else d.val_items,
+        )
+        self._paired[train] = dataset.paired
+        return dataset
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        betas = (self.cfg.beta1, self.cfg.beta2)
+        return {
+            name: torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=self.cfg.lr, betas=betas)
+            for name, net in self.networks.items()
+        }
+
+    def augment(self, batch: dict, *, train: bool) -> dict:
+        paired = self._paired.get(train, self._paired.get(not train, False))
+        if train:
+            batch["a"], batch["b"] = self.sr_augment(batch["a"], batch["b"], paired=paired)
+        elif not paired:
+            batch["a"] = self.sr_augment.make_lr(batch["b"])
+        return batch
+
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        trainer, cfg = self.trainer, self.cfg
+        optimizers = trainer.optimizers
+        lr, hr = batch["a"], batch["b"]
+        sr = self.nets["G"](lr)
+
+        if cfg.stage == "psnr":
+            loss = pixel_loss(sr, hr, cfg.pixel_criterion)
+            losses = {"pixel": loss.detach()}
+            if cfg.lambda_tv > 0:
+                tv = cfg.lambda_tv * total_variation_loss(sr)
+                loss = loss + tv
+                losses["tv"] = tv.detach()
+            trainer.backward(loss, optimizers["G"])
+            return losses
+
+        # Discriminator first, on the detached output (as pix2pix does).
+        D = self.nets["D"]
+        set_requires_grad(self.networks["D"], True)
+        loss_d = discriminator_loss(D(hr), D(sr.detach()), cfg.gan_mode)
+        if cfg.gan_mode == "wgangp":
+            loss_d = loss_d + gradient_penalty(self.networks["D"], hr, sr.detach(), weight=cfg.lambda_gp)
+        trainer.backward(loss_d, optimizers["D"])
+
+        # Generator; the frozen discriminator runs unwrapped so DDP does not wait for its grads.
+        set_requires_grad(self.networks["D"], False)
+        g_adv = cfg.lambda_adv * generator_loss(self.networks["D"](sr), cfg.gan_mode)
+        total = g_adv
+        losses = {"D": loss_d.detach(), "G_adv": g_adv.detach()}
+        if cfg.lambda_pixel > 0:
+            g_pixel = cfg.lambda_pixel * pixel_loss(sr, hr, cfg.pixel_criterion)
+            total = total + g_pixel
+            losses["G_pixel"] = g_pixel.detach()
+        if self.perceptual is not None:
+            g_perceptual = cfg.lambda_perceptual * self.perceptual(sr, hr)
+            total = total + g_perceptual
+            losses["G_perceptual"] = g_perceptual.detach()
+        if cfg.lambda_tv > 0:
+            g_tv = cfg.lambda_tv * total_variation_loss(sr)
+            total = total + g_tv
+            losses["G_tv"] = g_tv.detach()
+        trainer.backward(total, optimizers["G"])
+        return losses
+
+    @torch.no_grad()
+    def predict(self, batch: dict, networks: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+        lr = batch["a"]
+        return {
+            # Nearest upscaling shows the LR pixels at the output's size in sample grids.
+            "input": F.interpolate(lr, scale_factor=self.cfg.scale, mode="nearest"),
+            "output": networks["G"](lr).clamp(0.0, 1.0),
+            "target": batch["b"],
+        }
+
+    def exported_generators(self) -> dict[str, tuple[str, GeneratorInfo]]:
+        spec = self.networks["G"].model_spec
+        info = GeneratorInfo(
+            model=spec["name"],
+            kwargs=spec["kwargs"],
+            value_range=(0.0, 1.0),
+            scale=self.cfg.scale,
+            task="srgan",
+        )
+        return {"generator": ("G", info)}

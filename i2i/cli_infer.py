@@ -1,49 +1,296 @@
-"""Inference commands: translate images and folders."""
+"""Inference commands: translate and upscale images and folders, videos and frame folders, export."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
+import warnings
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import click
 
 from i2i.cli_common import CONTEXT, user_errors
 
+_PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # i2i.inference.translator.PRECISIONS, without importing torch
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show library warnings (fp16 fallback, OOM retries, dropped audio) as one 'Warning:' line each."""
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        click.echo(f"Warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _inference_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """user_errors, plus out-of-memory and folder mistakes as one-line errors; warnings as lines."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with _warnings_as_lines():
+                return fn(*args, **kwargs)
+        except (MemoryError, NotADirectoryError) as exc:
+            raise click.ClickException(str(exc) or type(exc).__name__) from None
+
+    return user_errors(wrapper)
+
+
+def _model_options(default_model: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option(
+                "--model", "-m", required=default_model is None, default=default_model,
+                show_default=default_model is not None,
+                help="Generator file, training run folder, or official *_net_G.pth.",
+            ),
+            click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which generator of a two-way run."),
+            click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when available)."),
+            click.option(
+                "--tile", type=click.IntRange(min=0), default=None,
+                help="Tile size in input pixels for images too large for the device; 0 never tiles "
+                "(default: chosen from free memory when needed).",
+            ),
+            click.option("--tile-overlap", type=click.IntRange(min=0), default=32, show_default=True,
+                         help="Overlap of neighbouring tiles in pixels, blended with feathering."),
+            click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                         help="Same-size images (or tiles, or video frames) per device step (default: 4 on CUDA, 1 on CPU)."),
+            click.option("--precision", type=click.Choice(_PRECISIONS), default="auto", show_default=True,
+                         help="auto: fp16 on CUDA (fp32 again if it yields NaN/inf), fp32 on CPU."),
+            click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: on for CUDA)."),
+            click.option("--compile", "compile_model", is_flag=True, help="torch.compile the generator (slow start, faster long runs)."),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _translator_options(kwargs: dict) -> dict:
+    return dict(
+        tile=kwargs.pop("tile"), tile_overlap=kwargs.pop("tile_overlap"), batch_size=kwargs.pop("batch_size"),
+        precision=kwargs.pop("precision"), channels_last=kwargs.pop("channels_last"), compile=kwargs.pop("compile_model"),
+    )
+
+
+def _load_translators(model: str, direction: str | None, devices: list[str], options: dict) -> list:
+    import torch
+
+    from i2i.inference.translator import Translator
+    from i2i.trainer import resolve_device
+
+    for spec in devices:
+        if spec.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {spec!r} needs CUDA, which is not available here; use --device cpu")
+    first = Translator.from_file(model, direction=direction, device=resolve_device(devices[0]), **options)
+    return [first] + [first.to_device(resolve_device(d)) for d in devices[1:]]
+
+
+def _parse_devices(devices: str | None, device: str) -> list[str]:
+    if not devices:
+        return [device]
+    parsed = []
+    for part in devices.split(","):
+        part = part.strip()
+        if part.isdigit():
+            parsed.append(f"cuda:{part}")
+        elif part:
+            parsed.append(part)
+    if not parsed:
+        raise click.BadParameter("give device numbers such as 0,1 (or cpu)", param_hint="--devices")
+    return parsed
+
+
+def _folder_command(default_model: str | None, name: str) -> Callable[..., Any]:
+    def run(
+        model: str, input_path: Path, output_path: Path, direction: str | None, device: str, overwrite: bool,
+        suffix: str, ext: str | None, quality: int | None, allow_inside_input: bool, **kwargs: Any,
+    ) -> None:
+        from i2i.inference.folder import translate_path
+
+        translator = _load_translators(model, direction, [device], _translator_options(kwargs))[0]
+        report = translate_path(
+            translator, input_path, output_path, overwrite=overwrite, suffix=suffix, ext=ext, quality=quality,
+            allow_inside_input=allow_inside_input, desc=name,
+        )
+        click.echo(report.summary())
+        for path, reason in report.failed:
+            click.echo(f"  failed: {path}: {reason}", err=True)
+        if report.failed:
+            sys.exit(1)
+
+    return run
+
+
+def _folder_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.argument("input_path", type=click.Path(exists=True, path_type=Path)),
+        click.argument("output_path", type=click.Path(path_type=Path)),
+        click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never inputs)."),
+        click.option("--suffix", default="", help="Appended to each output file name, before the extension."),
+        click.option("--ext", default=None, help="Output format, e.g. png, jpg, webp, tif (default: the input's)."),
+        click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality."),
+        click.option("--allow-inside-input", is_flag=True,
+                     help="Allow the output folder to be (inside) the input folder; inputs are still never overwritten."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
 
 @click.command(context_settings=CONTEXT)
-@click.option("--model", "-m", required=True, help="Generator file, training run folder, or official *_net_G.pth.")
-@click.argument("input_path", type=click.Path(exists=True, path_type=Path))
-@click.argument("output_path", type=click.Path(path_type=Path))
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which generator of a two-way run.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when available).")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never inputs).")
-@click.option("--suffix", default="", help="Appended to each output file name, before the extension.")
-@click.option("--ext", default=None, help="Output format, e.g. png or jpg (default: the input's).")
-@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.")
-@user_errors
-def translate(
-    model: str, input_path: Path, output_path: Path, direction: str | None, device: str,
-    overwrite: bool, suffix: str, ext: str | None, quality: int | None,
-) -> None:
+@_model_options(None)
+@_folder_options
+@_inference_errors
+def translate(**kwargs: Any) -> None:
     """Translate an image or a folder tree (recursive; the output mirrors it).
 
-    Any image size works; the output has the input's size. Existing outputs are skipped unless
-    --overwrite. A file that fails is reported and the rest go on; the exit status is 1 if any failed.
+    Any image size works; the output has the input's size. Gray, RGBA and 16-bit images keep their
+    form. Large images are tiled automatically (--tile to choose). Existing outputs are skipped
+    unless --overwrite, so an interrupted run can simply be repeated. A file that fails is reported
+    and the rest go on; the exit status is 1 if any failed.
 
     \b
     Examples:
       i2i translate --model runs/pix2pix_demo photos/ out/
       i2i translate --model latest_net_G.pth facade.jpg facade_photo.png
+      i2i translate -m gen.safetensors scans/ out/ --ext jpg --quality 92 --batch-size 8
+      i2i translate -m gen.safetensors huge.tif out/ --tile 512 --tile-overlap 32
     """
-    from i2i.inference.folder import translate_path
-    from i2i.inference.translator import Translator
-    from i2i.trainer import resolve_device
+    _folder_command(None, "translate")(**kwargs)
 
-    translator = Translator.from_file(model, direction=direction, device=resolve_device(device))
-    report = translate_path(
-        translator, input_path, output_path, overwrite=overwrite, suffix=suffix, ext=ext, quality=quality
-    )
-    click.echo(f"{len(report.written)} written, {len(report.skipped)} skipped (exist), {len(report.failed)} failed.")
-    for path, reason in report.failed:
-        click.echo(f"  failed: {path}: {reason}", err=True)
-    if report.failed:
-        sys.exit(1)
+
+@click.command(context_settings=CONTEXT)
+@_model_options("x4")
+@_folder_options
+@_inference_errors
+def upscale(**kwargs: Any) -> None:
+    """Upscale an image or a folder tree with a super-resolution generator (default: x4).
+
+    The output is exactly scale x the input; alpha is resized bilinearly. Large images are tiled
+    automatically (or with --tile). Same folder behaviour as `i2i translate`.
+
+    \b
+    Examples:
+      i2i upscale photo.jpg photo_x4.png
+      i2i upscale photos/ photos_x4/ --ext webp --quality 90
+      i2i upscale -m runs/srgan_x4 scans/ big/ --tile 256 --precision fp16
+    """
+    _folder_command("x4", "upscale")(**kwargs)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("input_path", type=click.Path(path_type=Path))
+@click.argument("output_path", type=click.Path(path_type=Path))
+@_model_options(None)
+@click.option("--start", default=None, help="First frame: a frame number (120) or a time (5s, 1:30).")
+@click.option("--end", default=None, help="Stop before this frame number or time (exclusive).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Frame rate when writing a folder of frames to a video.")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality (lower is better).")
+@click.option("--preset", default="medium", show_default=True,
+              type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]),
+              help="x264 speed/size trade-off.")
+@click.option("--compare", is_flag=True, help="Write the input (resized) and the output side by side.")
+@click.option("--devices", default=None, help="Split the frames across devices, e.g. 0,1 (GPU numbers) or cpu,cpu.")
+@click.option("--ffmpeg", "ffmpeg_path", default=None, help="ffmpeg binary (default: imageio-ffmpeg's, then PATH).")
+@click.option("--no-ffmpeg", is_flag=True, help="Write with OpenCV instead (MPEG-4, no audio).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output video or existing output frames.")
+@click.option("--ext", default=None, help="Image format of output frames (default: png from a video, the input's from frames).")
+@click.option("--suffix", default="", help="Appended to frame names (frame folder to frame folder).")
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality of output frames.")
+@_inference_errors
+def video(
+    input_path: Path, output_path: Path, model: str, direction: str | None, device: str, start: str | None,
+    end: str | None, fps: float | None, crf: int, preset: str, compare: bool, devices: str | None,
+    ffmpeg_path: str | None, no_ffmpeg: bool, overwrite: bool, ext: str | None, suffix: str, quality: int | None,
+    **kwargs: Any,
+) -> None:
+    """Translate a video, or a folder of numbered frames, into a video or a folder of frames.
+
+    A video output keeps the frame count, the frame rate and the audio (copied, not re-encoded);
+    it is H.264 yuv420p MP4 written by ffmpeg (imageio-ffmpeg ships one). Without ffmpeg, OpenCV
+    writes it and the audio is dropped. A folder output holds one image per frame and is
+    resumable: frames already there are skipped. Frame folders are read in numeric order.
+
+    \b
+    Examples:
+      i2i video clip.mp4 clip_x4.mp4 --model x4
+      i2i video clip.mp4 clip_zebra.mp4 -m runs/cyclegan_h2z --direction AtoB --start 10s --end 20s
+      i2i video clip.mp4 compare.mp4 -m x4 --compare --crf 20 --preset fast
+      i2i video frames/ frames_x4/ -m x4                  # a frame folder to a frame folder
+      i2i video frames/ out.mp4 -m x4 --fps 23.976        # a frame folder to a video
+      i2i video clip.mp4 frames_out/ -m x4 --end 100      # a video to frames
+      i2i video film.mkv film_x4.mkv -m x4 --devices 0,1  # split across two GPUs, joined losslessly
+    """
+    from i2i.inference.folder import FolderReport
+    from i2i.inference.video import translate_frames, translate_video
+
+    if no_ffmpeg and ffmpeg_path:
+        raise click.UsageError("give either --ffmpeg PATH or --no-ffmpeg, not both")
+    ffmpeg = None if no_ffmpeg else (ffmpeg_path or "auto")
+    if not input_path.exists():
+        raise click.ClickException(f"Input {str(input_path)!r} does not exist.")
+    translators = _load_translators(model, direction, _parse_devices(devices, device), _translator_options(kwargs))
+    common = dict(start=start, end=end, crf=crf, preset=preset, compare=compare, ffmpeg=ffmpeg, overwrite=overwrite,
+                  quality=quality)
+    if input_path.is_dir():
+        report = translate_frames(translators, input_path, output_path, fps=fps, suffix=suffix, ext=ext, **common)
+    else:
+        if fps is not None:
+            raise click.UsageError("--fps is for frame folders; a video keeps its own frame rate")
+        report = translate_video(translators, input_path, output_path, ext=ext or "png", **common)
+    if isinstance(report, FolderReport):
+        click.echo(report.summary())
+        for path, reason in report.failed:
+            click.echo(f"  failed: {path}: {reason}", err=True)
+        if report.failed:
+            sys.exit(1)
+        return
+    for note in report.notes:
+        click.echo(f"Note: {note}", err=True)
+    rate = float(report.fps) if report.fps else 0.0
+    speed = report.frames / report.seconds if report.seconds else 0.0
+    if report.encoder == "frames":
+        click.echo(f"{report.frames} frames written, {report.skipped} skipped (exist) to {report.output} ({speed:.1f} frames/s).")
+    else:
+        width, height = report.size or (0, 0)
+        sound = "audio copied" if report.audio else "no audio"
+        click.echo(
+            f"Wrote {report.output}: {report.frames} frames, {width}x{height}, {rate:.3f} fps, {report.encoder}, "
+            f"{sound} ({speed:.1f} frames/s)."
+        )
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--model", "-m", required=True, help="Generator file, training run folder, or official *_net_G.pth.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Output file (default: next to the model, .onnx or .pt).")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which generator of a two-way run.")
+@click.option("--opset", type=click.IntRange(min=11), default=17, show_default=True, help="ONNX opset version.")
+@_inference_errors
+def export(model: str, fmt: str, output: Path | None, direction: str | None, opset: int) -> None:
+    """Export a generator to ONNX or TorchScript with dynamic batch, height and width.
+
+    The graph pads to the generator's size multiple and crops back, so any size works. Input and
+    output are (B, C, H, W) float32 in the generator's value range ([-1, 1], or [0, 1] for SR);
+    the generator's description is stored in the file (ONNX metadata "i2i", TorchScript extra
+    file i2i.json).
+
+    \b
+    Examples:
+      i2i export --model runs/pix2pix_demo                        # runs/pix2pix_demo/generator.onnx
+      i2i export --model gen.safetensors --format torchscript -o gen.pt
+    """
+    from i2i.inference.export import default_export_path, export_generator
+
+    target = output or default_export_path(model, fmt)
+    path = export_generator(model, target, format=fmt, direction=direction, opset=opset)
+    click.echo(f"Wrote {path}")

@@ -1,28 +1,52 @@
 """Translate one image or a folder tree of images with a :class:`~i2i.inference.translator.Translator`.
 
-The output tree mirrors the input's; outputs already present are skipped unless ``overwrite``;
-files are written atomically; an input is never overwritten; a file that fails is reported and the
-rest go on.
+* The output tree mirrors the input's (recursive); ``suffix`` and ``ext`` change the file names
+  and the format, ``quality`` sets JPEG/WebP quality.
+* Resumable: outputs already present are skipped unless ``overwrite``. Files are written
+  atomically (a hidden temporary file renamed into place), so an interrupted run never leaves a
+  half-written image and the next run simply carries on.
+* Decoding, inference and encoding overlap: reader threads decode ahead of the device and writer
+  threads encode behind it, joined by bounded queues. Images of the same size that come one after
+  another are translated as a batch.
+* A file that cannot be read, translated or written is reported with its path and the reason; the
+  rest of the folder is still processed and the report lists the failures.
+* The output folder may not lie inside the input folder unless ``allow_inside_input``; even then
+  no input is ever overwritten and no file this run writes is taken as an input.
 """
 from __future__ import annotations
 
 import os
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from i2i.data.io import IMAGE_EXTENSIONS, is_image_file, list_images, read_image, write_image
-from i2i.inference.translator import Translator
+from i2i.inference.pipeline import BoundedPool, Prefetcher, ordered_map
+from i2i.inference.translator import Translator, usable_cores
 
-__all__ = ["FolderReport", "plan_outputs", "translate_path"]
+__all__ = ["FolderReport", "plan_outputs", "translate_path", "translate_pairs", "natural_key"]
 
 
 @dataclass
 class FolderReport:
+    """What a folder run did: outputs written, outputs skipped (already there), inputs that failed."""
+
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"{len(self.written)} written, {len(self.skipped)} skipped (exist), {len(self.failed)} failed."
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that orders ``frame_2`` before ``frame_10`` (digit runs compare as numbers)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -33,14 +57,35 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def plan_outputs(input_path: Path, output_path: Path, *, suffix: str = "", ext: str | None = None) -> list[tuple[Path, Path]]:
-    """Pairs (input file, output file). Raises ValueError when an output would hit an input."""
+def _normalise_ext(ext: str | None) -> str | None:
+    if ext is None:
+        return None
+    ext = ext if ext.startswith(".") else "." + ext
+    if ext.lower() not in IMAGE_EXTENSIONS:
+        raise ValueError(f"Output format {ext!r} is not supported; use one of {', '.join(IMAGE_EXTENSIONS)}.")
+    return ext
+
+
+def plan_outputs(
+    input_path: Path,
+    output_path: Path,
+    *,
+    suffix: str = "",
+    ext: str | None = None,
+    allow_inside_input: bool = False,
+    recursive: bool = True,
+    natural_order: bool = False,
+) -> list[tuple[Path, Path]]:
+    """Pairs (input file, output file). Raises ValueError when an output would hit an input.
+
+    ``input_path`` is an image file or a folder (searched recursively unless ``recursive=False``).
+    For a folder, ``output_path`` is a folder that mirrors it; for a file, ``output_path`` is the
+    output file when it has an image extension, otherwise the folder to write into.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.exists():
         raise ValueError(f"Input {str(input_path)!r} does not exist.")
-    if ext is not None and not ext.startswith("."):
-        ext = "." + ext
-    if ext is not None and ext.lower() not in IMAGE_EXTENSIONS:
-        raise ValueError(f"Output format {ext!r} is not supported; use one of {', '.join(IMAGE_EXTENSIONS)}.")
+    ext = _normalise_ext(ext)
 
     def target(rel: Path) -> Path:
         return rel.with_name(rel.stem + suffix + (ext or rel.suffix))
@@ -51,18 +96,143 @@ def plan_outputs(input_path: Path, output_path: Path, *, suffix: str = "", ext: 
         out = output_path if output_path.suffix.lower() in IMAGE_EXTENSIONS else output_path / target(Path(input_path.name))
         pairs = [(input_path, out)]
     else:
-        if _inside(output_path, input_path):
+        if output_path.suffix.lower() in IMAGE_EXTENSIONS and not output_path.is_dir():
+            raise ValueError(
+                f"Input {str(input_path)!r} is a folder, so the output must be a folder too, not the image "
+                f"file name {str(output_path)!r}."
+            )
+        inside = _inside(output_path, input_path)
+        if inside and not allow_inside_input:
             raise ValueError(
                 f"Output folder {str(output_path)!r} is inside the input folder {str(input_path)!r}; "
-                "choose an output folder outside it so inputs are never overwritten or re-read."
+                "choose an output folder outside it (or pass --allow-inside-input to write there on purpose)."
             )
-        pairs = [(p, output_path / target(p.relative_to(input_path))) for p in list_images(input_path)]
+        sources = list_images(input_path, recursive=recursive)
+        if inside and output_path.resolve() != input_path.resolve():
+            sources = [p for p in sources if not _inside(p, output_path)]  # earlier outputs are not inputs
+        if natural_order:
+            sources = sorted(sources, key=lambda p: natural_key(p.relative_to(input_path)))
+        pairs = [(p, output_path / target(p.relative_to(input_path))) for p in sources]
+        if inside:
+            # With outputs next to inputs, a file that is this run's output is never also an input.
+            outputs = {dst.resolve() for _, dst in pairs}
+            pairs = [(src, dst) for src, dst in pairs if src.resolve() not in outputs or src.resolve() == dst.resolve()]
         if not pairs:
             raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {str(input_path)!r}.")
+    inputs = {src.resolve() for src, _ in pairs}
     for src, dst in pairs:
-        if dst.resolve() == src.resolve():
-            raise ValueError(f"Output {str(dst)!r} would overwrite the input; choose another output path.")
+        if dst.resolve() in inputs:
+            what = "the input" if dst.resolve() == src.resolve() else f"the input {str(dst)!r}"
+            raise ValueError(
+                f"Output {str(dst)!r} would overwrite {what}; choose another output folder, --suffix or --ext."
+            )
     return pairs
+
+
+@dataclass
+class _Loaded:
+    src: Path
+    dst: Path
+    image: np.ndarray | None = None
+    error: str = ""
+
+
+def _load(pair: tuple[Path, Path]) -> _Loaded:
+    src, dst = pair
+    try:
+        return _Loaded(src, dst, read_image(src))
+    except (ValueError, OSError) as exc:
+        return _Loaded(src, dst, error=str(exc))
+
+
+def translate_pairs(
+    translator: Translator,
+    pairs: Sequence[tuple[Path, Path]],
+    *,
+    overwrite: bool = False,
+    quality: int | None = None,
+    progress: bool = True,
+    desc: str = "translate",
+    readers: int | None = None,
+    writers: int | None = None,
+    prefetch: int | None = None,
+) -> FolderReport:
+    """Translate ``(input, output)`` pairs in order; see the module docstring.
+
+    ``readers``/``writers`` threads (default: up to 4, by CPU count) decode and encode; at most
+    ``prefetch`` decoded images wait for the device and as many translated ones for the writers.
+    """
+    report = FolderReport()
+    todo = []
+    for src, dst in pairs:
+        if dst.exists() and not overwrite:
+            report.skipped.append(dst)
+        else:
+            todo.append((src, dst))
+    if not todo:
+        return report
+    cores = usable_cores()
+    readers = readers or max(1, min(4, cores))
+    writers = writers or max(1, min(4, cores))
+    prefetch = prefetch or max(4, 2 * translator.batch_size)
+    lock = threading.Lock()
+    bar = tqdm(total=len(todo), disable=not progress, unit="img", desc=desc, dynamic_ncols=True)
+
+    def fail(src: Path, reason: str) -> None:
+        with lock:
+            report.failed.append((src, reason))
+            bar.update()
+
+    def save(src: Path, dst: Path, image: np.ndarray) -> None:
+        try:
+            write_image(dst, image, quality=quality)
+        except (ValueError, OSError) as exc:
+            fail(src, f"cannot write {str(dst)!r}: {exc}")
+            return
+        with lock:
+            report.written.append(dst)
+            bar.update()
+
+    pool = BoundedPool(writers, prefetch, name="i2i-write")
+
+    def flush(items: list[_Loaded]) -> None:
+        try:
+            outputs = translator.translate_images([item.image for item in items])
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the folder
+            if len(items) > 1:  # find the culprit: translate one at a time
+                for item in items:
+                    flush([item])
+                return
+            fail(items[0].src, f"translation failed: {type(exc).__name__}: {exc}")
+            return
+        for item, output in zip(items, outputs):
+            pool.submit(save, item.src, item.dst, output)
+
+    try:
+        with Prefetcher(ordered_map(_load, todo, workers=readers, window=prefetch), prefetch, name="i2i-read") as loaded:
+            batch: list[_Loaded] = []
+            for item in loaded:
+                if item.image is None:
+                    fail(item.src, item.error)
+                    continue
+                key = (item.image.shape, item.image.dtype)
+                if batch and (key != (batch[0].image.shape, batch[0].image.dtype) or len(batch) >= translator.batch_size):
+                    flush(batch)
+                    batch = []
+                batch.append(item)
+            if batch:
+                flush(batch)
+    finally:
+        pool.close()  # every translated image is written (atomically) before returning
+        bar.close()
+    # Threads finish in any order; report in the input order.
+    out_order = {dst: i for i, (_, dst) in enumerate(pairs)}
+    in_order = {src: i for i, (src, _) in enumerate(pairs)}
+    report.written.sort(key=lambda p: out_order.get(p, 0))
+    report.failed.sort(key=lambda f: in_order.get(f[0], 0))
+    return report
 
 
 def translate_path(
@@ -75,19 +245,15 @@ def translate_path(
     ext: str | None = None,
     quality: int | None = None,
     progress: bool = True,
+    allow_inside_input: bool = False,
+    recursive: bool = True,
+    natural_order: bool = False,
+    desc: str = "translate",
 ) -> FolderReport:
     """Translate an image file or every image below a folder; see the module docstring."""
-    pairs = plan_outputs(Path(input_path), Path(output_path), suffix=suffix, ext=ext)
-    report = FolderReport()
-    with tqdm(pairs, disable=not progress, unit="img", desc="translate", dynamic_ncols=True) as bar:
-        for src, dst in bar:
-            if dst.exists() and not overwrite:
-                report.skipped.append(dst)
-                continue
-            try:
-                write_image(dst, translator.translate_image(read_image(src)), quality=quality)
-            except (ValueError, OSError) as exc:
-                report.failed.append((src, str(exc)))
-                continue
-            report.written.append(dst)
-    return report
+    pairs = plan_outputs(
+        Path(input_path), Path(output_path), suffix=suffix, ext=ext, allow_inside_input=allow_inside_input,
+        recursive=recursive, natural_order=natural_order,
+    )
+    return translate_pairs(translator, pairs, overwrite=overwrite, quality=quality, progress=progress, desc=desc)
+

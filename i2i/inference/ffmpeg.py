@@ -1,0 +1,291 @@
+"""The ffmpeg binary: finding it, reading what a file holds, encoding raw frames to H.264.
+
+No ffprobe is needed: stream information is read from the ``Stream #0:N: Kind: codec`` lines that
+``ffmpeg -i FILE`` prints. ffmpeg is found in this order: an explicit path, the ``I2I_FFMPEG``
+environment variable, the binary shipped by the ``imageio-ffmpeg`` package, ``ffmpeg`` on PATH.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["find_ffmpeg", "Stream", "probe_streams", "FfmpegWriter", "concat_segments", "FfmpegError"]
+
+
+class FfmpegError(RuntimeError):
+    """ffmpeg failed; the message holds the end of its error output."""
+
+
+def find_ffmpeg(explicit: str | os.PathLike | None = None) -> str | None:
+    """Path of an ffmpeg binary, or None when there is none."""
+    if explicit:
+        found = shutil.which(str(explicit))
+        if found is None:
+            raise ValueError(f"ffmpeg binary {str(explicit)!r} does not exist or is not executable.")
+        return found
+    env = os.environ.get("I2I_FFMPEG")
+    if env:
+        return find_ffmpeg(env)
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        if exe and Path(exe).is_file():
+            return exe
+    except (ImportError, RuntimeError, OSError):
+        pass
+    return shutil.which("ffmpeg")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One stream of a media file as ffmpeg describes it."""
+
+    index: int
+    kind: str  # "video", "audio", "subtitle", "data", "attachment"
+    codec: str
+    description: str  # the rest of ffmpeg's line: pixel format, size, fps, sample rate ...
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) of a video stream."""
+        match = re.search(r"\b(\d{2,5})x(\d{2,5})\b", self.description)
+        return (int(match.group(1)), int(match.group(2))) if match else None
+
+    @property
+    def fps(self) -> float | None:
+        match = re.search(r"([\d.]+)(k?) fps", self.description)
+        if not match:
+            return None
+        return float(match.group(1)) * (1000 if match.group(2) else 1)
+
+    @property
+    def attached_picture(self) -> bool:
+        return "(attached pic)" in self.description
+
+
+_STREAM_LINE = re.compile(
+    r"^\s*Stream #\d+:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (Video|Audio|Subtitle|Data|Attachment): (\w+)(.*)$"
+)
+
+
+def probe_streams(path: str | os.PathLike, ffmpeg: str) -> list[Stream]:
+    """The streams of ``path`` (empty when ffmpeg cannot read it)."""
+    result = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+    )
+    streams = []
+    for line in result.stderr.decode("utf-8", "replace").splitlines():
+        match = _STREAM_LINE.match(line)
+        if match:
+            index, kind, codec, rest = match.groups()
+            streams.append(Stream(int(index), kind.lower(), codec, rest.strip()))
+    return streams
+
+
+def fps_argument(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator}"
+
+
+# Audio codecs an MP4/MOV can hold as they are; anything else is re-encoded to AAC there.
+_MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+_TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"}
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+VIDEO_OUTPUT_EXTENSIONS = tuple(_MUXERS)
+
+
+@dataclass
+class AudioSource:
+    """Where the audio (and subtitles) of the output come from: a file and a time span."""
+
+    path: Path
+    start: float = 0.0  # seconds
+    duration: float | None = None  # seconds, None = to the end
+    streams: tuple[Stream, ...] = ()
+
+
+def _stream_args(source: AudioSource, input_index: int, extension: str) -> tuple[list[str], list[str]]:
+    """(-map/-c arguments, warnings) that carry the source's audio and subtitles into the output."""
+    args: list[str] = []
+    notes: list[str] = []
+    audio = [s for s in source.streams if s.kind == "audio"]
+    subtitles = [s for s in source.streams if s.kind == "subtitle"]
+    mp4_like = extension in (".mp4", ".m4v", ".mov")
+    if audio:
+        args += ["-map", f"{input_index}:a"]
+        incompatible = sorted({s.codec for s in audio if s.codec not in _MP4_AUDIO}) if mp4_like else []
+        if incompatible:
+            args += ["-c:a", "aac", "-b:a", "192k"]
+            notes.append(
+                f"the audio codec {', '.join(incompatible)} cannot be stored in {extension} as it is, so the audio "
+                "is re-encoded to AAC; write a .mkv to keep it unchanged"
+            )
+        else:
+            args += ["-c:a", "copy"]
+    if subtitles:
+        if not mp4_like:
+            args += ["-map", f"{input_index}:s", "-c:s", "copy"]
+        elif all(s.codec in _TEXT_SUBTITLES for s in subtitles):
+            args += ["-map", f"{input_index}:s", "-c:s", "mov_text"]
+        else:
+            notes.append(f"bitmap subtitles cannot be stored in {extension} and are left out; write a .mkv to keep them")
+    return args, notes
+
+
+def _source_input_args(source: AudioSource) -> list[str]:
+    args = []
+    if source.start > 0:
+        args += ["-ss", f"{source.start:.6f}"]
+    if source.duration is not None:
+        args += ["-t", f"{source.duration:.6f}"]
+    return args + ["-i", str(source.path)]
+
+
+def _x264_args(crf: int, preset: str) -> list[str]:
+    # yuv420p H.264 plays everywhere, browsers included. The RGB -> YUV conversion uses the BT.601
+    # matrix (what OpenCV used to decode the input) and the stream is tagged with it, so players
+    # convert back with the same matrix and colours are not shifted.
+    return [
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
+        "-vf", "scale=out_color_matrix=bt601:out_range=tv", "-pix_fmt", "yuv420p",
+        "-colorspace", "smpte170m", "-color_range", "tv",
+    ]
+
+
+def _container_args(extension: str) -> list[str]:
+    args = ["-f", _MUXERS[extension]]
+    if extension in (".mp4", ".m4v", ".mov"):
+        args[:0] = ["-movflags", "+faststart"]
+    return args
+
+
+class FfmpegWriter:
+    """Encodes RGB frames piped as raw video to H.264 yuv420p, muxing the source's audio back.
+
+    Args:
+        ffmpeg: the binary.
+        path: the file to write (its extension picks the container: .mp4, .m4v, .mov, .mkv).
+        width, height: frame size; odd sizes are padded by one repeated row/column (yuv420p needs
+            even sizes).
+        fps: exact frame rate; every frame written becomes one output frame, none is added or dropped.
+        audio: where to take audio and subtitles from (copied without re-encoding where the container
+            allows), or None.
+    """
+
+    def __init__(
+        self,
+        ffmpeg: str,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: Fraction,
+        *,
+        crf: int = 18,
+        preset: str = "medium",
+        audio: AudioSource | None = None,
+        extension: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        extension = (extension or self.path.suffix).lower()
+        if extension not in _MUXERS:
+            raise ValueError(f"cannot write video {str(path)!r}: use one of {', '.join(_MUXERS)}")
+        self.width, self.height = width, height
+        self.even_width, self.even_height = width + width % 2, height + height % 2
+        self.frames = 0
+        self.notes: list[str] = []
+        cmd = [
+            ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.even_width}x{self.even_height}",
+            "-framerate", fps_argument(fps), "-i", "pipe:0",
+        ]
+        maps = ["-map", "0:v:0"]
+        if audio is not None and any(s.kind in ("audio", "subtitle") for s in audio.streams):
+            cmd += _source_input_args(audio)
+            stream_args, self.notes = _stream_args(audio, 1, extension)
+            maps += stream_args
+        cmd += maps + _x264_args(crf, preset) + _container_args(extension) + [str(self.path)]
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def _error(self, what: str) -> FfmpegError:
+        self._log.seek(0)
+        tail = self._log.read().decode("utf-8", "replace").strip().splitlines()[-8:]
+        return FfmpegError(f"ffmpeg failed while {what}: " + (" | ".join(tail) or f"exit status {self._proc.returncode}"))
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``(height, width, 3)`` uint8 RGB frame."""
+        if frame.shape[:2] != (self.height, self.width):
+            raise ValueError(
+                f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, but the video is {self.width}x{self.height}; "
+                "every frame must have the same size"
+            )
+        if (self.even_width, self.even_height) != (self.width, self.height):
+            frame = np.pad(frame, ((0, self.even_height - self.height), (0, self.even_width - self.width), (0, 0)), mode="edge")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            self._proc.wait()
+            raise self._error(f"encoding frame {self.frames}") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file; raises :class:`FfmpegError` if ffmpeg failed."""
+        try:
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            pass
+        code = self._proc.wait()
+        try:
+            if code != 0:
+                raise self._error("finishing the video")
+        finally:
+            self._log.close()
+
+    def abort(self) -> None:
+        """Stop ffmpeg without finishing the file."""
+        self._proc.kill()
+        self._proc.wait()
+        try:
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            pass
+        self._log.close()
+
+
+def concat_segments(
+    ffmpeg: str, segments: list[Path], path: Path, *, audio: AudioSource | None = None, extension: str | None = None
+) -> list[str]:
+    """Join H.264 segments into ``path`` without re-encoding (concat demuxer), muxing audio back.
+
+    Returns notes (warnings) about the audio and subtitles.
+    """
+    extension = (extension or path.suffix).lower()
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as listing:
+        for segment in segments:
+            escaped = str(Path(segment).resolve()).replace("'", "'\\''")
+            listing.write(f"file '{escaped}'\n")
+    try:
+        cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing.name]
+        maps = ["-map", "0:v:0"]
+        notes: list[str] = []
+        if audio is not None and any(s.kind in ("audio", "subtitle") for s in audio.streams):
+            cmd += _source_input_args(audio)
+            stream_args, notes = _stream_args(audio, 1, extension)
+            maps += stream_args
+        cmd += maps + ["-c:v", "copy"] + _container_args(extension) + [str(path)]
+        result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        if result.returncode != 0:
+            tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-8:]
+            raise FfmpegError("ffmpeg failed while joining the parts: " + " | ".join(tail))
+        return notes
+    finally:
+        os.unlink(listing.name)

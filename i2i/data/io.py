@@ -154,8 +154,26 @@ def _jpeg_truncated(data: bytes) -> bool:
     return True
 
 
+def _png_exif(data: bytes) -> bytes | None:
+    """The payload of a PNG's ``eXIf`` chunk, or None. Walks the chunk list only: Pillow would
+    decode the whole image to find an eXIf chunk placed after the pixel data."""
+    pos, size = len(_PNG_SIGNATURE), len(data)
+    while pos + 8 <= size:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunk_type = data[pos + 4 : pos + 8]
+        if chunk_type == b"eXIf":
+            return data[pos + 8 : pos + 8 + length]
+        if chunk_type == b"IEND":
+            return None
+        pos += 12 + length
+    return None
+
+
 def _exif_orientation(data: bytes) -> int:
     """The EXIF orientation (1-8) stored in encoded image bytes; 1 when absent or unreadable."""
+    png_exif = _png_exif(data) if data.startswith(_PNG_SIGNATURE) else None
+    if data.startswith(_PNG_SIGNATURE) and png_exif is None:
+        return 1  # most PNGs: no EXIF, nothing to parse
     try:
         from PIL import Image
     except ImportError:  # Pillow is optional for reading: without it orientation is not applied
@@ -163,8 +181,13 @@ def _exif_orientation(data: bytes) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # decompression-bomb and EXIF parsing warnings
-            with Image.open(io.BytesIO(data)) as pil_image:  # lazy: parses the header only
-                value = pil_image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+            if png_exif is not None:
+                exif = Image.Exif()
+                exif.load(png_exif)
+                value = exif.get(_EXIF_ORIENTATION_TAG, 1)
+            else:
+                with Image.open(io.BytesIO(data)) as pil_image:  # lazy: parses the header only
+                    value = pil_image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
         value = int(value)
     except Exception:  # a broken EXIF block must not make a decodable image unreadable
         return 1
@@ -258,6 +281,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def _header_size(path: Path) -> tuple[int, int] | None:
     """Upright ``(height, width)`` from the file header via Pillow, or None when not reliable."""
     try:
+        with open(path, "rb") as handle:
+            head = handle.read(32)
+        if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+            width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            orientation = _exif_orientation(path.read_bytes())
+            if orientation in (5, 6, 7, 8):
+                height, width = width, height
+            return height, width
         with open(path, "rb") as handle:
             if handle.read(4) in _TIFF_MAGIC:
                 # Pillow reports TIFF sizes inconsistently around the Orientation tag (before and

@@ -43,6 +43,24 @@ class PairedAugment:
         self.value_range = value_range
         self.crop_size = crop_size
 
+    @classmethod
+    def from_config(cls, data, *, value_range: tuple[float, float], paired: bool) -> "PairedAugment":
+        """The augmentation a :class:`~i2i.config.DataConfig` asks for; preprocess modes without
+        ``crop`` in their name do not crop."""
+        return cls(
+            crop_size=data.crop_size if "crop" in data.preprocess else 0,
+            flip=data.flip,
+            color_jitter=data.color_jitter,
+            value_range=value_range,
+            paired=paired,
+        )
+
+    def center(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The evaluation-time counterpart: the central crop only (nothing random)."""
+        if not self.crop_size:
+            return a, b
+        return center_crop(a, self.crop_size), center_crop(b, self.crop_size)
+
     def _shared(self, augmentation: K.AugmentationBase2D) -> dict | None:
         # The parameters just drawn for ``a``, or None so that ``b`` draws its own.
         return augmentation._params if self.paired else None

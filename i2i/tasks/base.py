@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 if TYPE_CHECKING:
     from i2i.checkpoint import GeneratorInfo
+    from i2i.data.augment import PairedAugment
     from i2i.config import RunConfig
     from i2i.trainer import Trainer
 
@@ -48,6 +49,7 @@ class Task:
         self.networks: dict[str, nn.Module] = {}
         self.nets: dict[str, nn.Module] = {}
         self.trainer: "Trainer | None" = None
+        self.augmentation: "PairedAugment | None" = None
 
     # --- set-up -------------------------------------------------------------------------------
     def build_dataset(self, split: str, *, train: bool) -> Dataset:
@@ -64,7 +66,14 @@ class Task:
 
     # --- training -----------------------------------------------------------------------------
     def augment(self, batch: dict, *, train: bool) -> dict:
-        """Device-side preprocessing of a batch already on the device (crop, flip, jitter)."""
+        """Device-side preprocessing of a batch already on the device.
+
+        With ``self.augmentation`` (a :class:`~i2i.data.augment.PairedAugment`), training batches
+        get its random crop, flip and jitter and evaluation batches its central crop.
+        """
+        if self.augmentation is not None:
+            step = self.augmentation if train else self.augmentation.center
+            batch["a"], batch["b"] = step(batch["a"], batch["b"])
         return batch
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:

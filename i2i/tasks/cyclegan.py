@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo
-from i2i.data.augment import PairedAugment, center_crop
+from i2i.data.augment import PairedAugment
 from i2i.data.datasets import UnalignedDataset
 from i2i.layers import init_weights
 from i2i.losses import check_gan_mode, discriminator_loss, generator_loss, gradient_penalty
@@ -115,14 +115,7 @@ class CycleGAN(Task):
         for network in self.networks.values():
             init_weights(network, cfg.init_type, cfg.init_gain)
         self.pools = {"A": ImagePool(cfg.pool_size), "B": ImagePool(cfg.pool_size)}
-        data = config.data
-        self.train_augment = PairedAugment(
-            crop_size=data.crop_size if "crop" in data.preprocess else 0,
-            flip=data.flip,
-            color_jitter=data.color_jitter,
-            value_range=self.value_range,
-            paired=False,  # the domains are unpaired: independent crops and flips
-        )
+        self.augmentation = PairedAugment.from_config(config.data, value_range=self.value_range, paired=False)
         self._fid: dict[str, list[torch.Tensor]] = {}
         self.fid_network: nn.Module | None = None
         self._fid_unavailable = ""
@@ -154,13 +147,6 @@ class CycleGAN(Task):
             "D": torch.optim.Adam(discriminators, lr=self.cfg.lr, betas=betas),
         }
 
-    def augment(self, batch: dict, *, train: bool) -> dict:
-        if train:
-            batch["a"], batch["b"] = self.train_augment(batch["a"], batch["b"])
-        elif "crop" in self.config.data.preprocess:
-            size = self.config.data.crop_size
-            batch["a"], batch["b"] = center_crop(batch["a"], size), center_crop(batch["b"], size)
-        return batch
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         trainer, cfg, nets, plain = self.trainer, self.cfg, self.nets, self.networks

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo, load_generator
-from i2i.data.augment import PairedAugment, center_crop
+from i2i.data.augment import PairedAugment
 from i2i.data.datasets import PairedDataset
 from i2i.layers import init_weights
 from i2i.losses import check_gan_mode, discriminator_loss, generator_loss, gradient_penalty
@@ -105,13 +105,7 @@ class Pix2Pix(Task):
         if cfg.freeze_encoder:
             set_requires_grad_params(encoder_parameters(generator), False)
         self.networks = {"G": generator, "D": discriminator}
-        data = config.data
-        self.train_augment = PairedAugment(
-            crop_size=data.crop_size if "crop" in data.preprocess else 0,
-            flip=data.flip,
-            color_jitter=data.color_jitter,
-            value_range=self.value_range,
-        )
+        self.augmentation = PairedAugment.from_config(config.data, value_range=self.value_range, paired=True)
 
     @property
     def value_range(self) -> tuple[float, float]:
@@ -142,13 +136,6 @@ class Pix2Pix(Task):
             "D": torch.optim.Adam(self.networks["D"].parameters(), lr=self.cfg.lr, betas=betas),
         }
 
-    def augment(self, batch: dict, *, train: bool) -> dict:
-        if train:
-            batch["a"], batch["b"] = self.train_augment(batch["a"], batch["b"])
-        elif "crop" in self.config.data.preprocess:
-            size = self.config.data.crop_size
-            batch["a"], batch["b"] = center_crop(batch["a"], size), center_crop(batch["b"], size)
-        return batch
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         trainer, cfg = self.trainer, self.cfg

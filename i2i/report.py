@@ -8,8 +8,9 @@ from pathlib import Path
 __all__ = ["write_comparison_page"]
 
 
-def write_comparison_page(page: str | Path, rows: list[dict[str, Path]], *, title: str, note: str = "") -> Path:
-    """Write ``page``: one table row per dict, one column per key, images linked relatively."""
+def write_comparison_page(page: str | Path, rows: list[dict[str, Path | str]], *, title: str, note: str = "") -> Path:
+    """Write ``page``: one table row per dict, one column per key. A Path value is an image,
+    linked relative to the page; a str value is shown as text (a score, a name)."""
     page = Path(page)
     page.parent.mkdir(parents=True, exist_ok=True)
     columns = list(rows[0]) if rows else []
@@ -18,8 +19,14 @@ def write_comparison_page(page: str | Path, rows: list[dict[str, Path]], *, titl
     for row in rows:
         cells = []
         for c in columns:
-            rel = os.path.relpath(row[c], page.parent) if row.get(c) else ""
-            cells.append(f"<td><img src='{html.escape(rel)}' title='{html.escape(rel)}'></td>" if rel else "<td></td>")
+            value = row.get(c)
+            if isinstance(value, str):
+                cells.append(f"<td>{html.escape(value)}</td>")
+            elif value:
+                rel = os.path.relpath(value, page.parent)
+                cells.append(f"<td><img src='{html.escape(rel)}' title='{html.escape(rel)}'></td>")
+            else:
+                cells.append("<td></td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     page.write_text(
         "<!doctype html><meta charset='utf-8'>"

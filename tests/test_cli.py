@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,24 @@ def run(*args: str, code: int = 0):
     return result
 
 
-def test_demo_trains_translates_and_writes_a_page(tmp_path):
+def test_main_job_upscales_held_out_photos_better_than_bicubic(tmp_path):
     out = tmp_path / "demo"
-    result = run("demo", out, "--set", "train.max_steps=3")
+    result = run("demo", out)
+    html = (out / "index.html").read_text()
+    inputs = sorted((out / "photos").iterdir())
+    assert len(inputs) >= 2 and html.count("<tr>") == len(inputs) + 1
+    for path in inputs:
+        low = read_image(path)
+        high = read_image(out / "upscaled" / path.name)
+        assert high.shape == (4 * low.shape[0], 4 * low.shape[1], 3)
+    scores = re.findall(r"bicubic ([0-9.]+) dB / [0-9.]+; i2i ([0-9.]+) dB", html)
+    assert len(scores) == len(inputs) and all(float(i2i) > float(bicubic) for bicubic, i2i in scores)
+    assert "Comparison page" in result.output
+
+
+def test_pix2pix_demo_trains_translates_and_writes_a_page(tmp_path):
+    out = tmp_path / "demo"
+    result = run("demo", out, "--kind", "pix2pix", "--set", "train.max_steps=3")
     page = out / "index.html"
     assert str(page) in result.output
     html = page.read_text()
@@ -38,7 +54,7 @@ def test_demo_trains_translates_and_writes_a_page(tmp_path):
         assert read_image(output).shape == read_image(path).shape
         assert f"output/{run_dir.name}/{path.name}" in html
     # A second demo reuses the data and trains into a new run folder.
-    run("demo", out, "--set", "train.max_steps=1", "--set", "train.name=second")
+    run("demo", out, "--kind", "pix2pix", "--set", "train.max_steps=1", "--set", "train.name=second")
     assert (out / "runs" / "second" / "generator.safetensors").exists() and run_dir.exists()
 
 

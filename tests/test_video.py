@@ -269,6 +269,12 @@ def test_frame_folder_to_folder_keeps_names_and_resumes(frames, tmp_path, sr_fro
     assert "1 written, 11 skipped" in run("video", frames, out, "-m", "x2").output
 
 
+def test_frame_folder_split_across_devices_writes_every_frame_once(frames, tmp_path):
+    report = translate_frames([tiny_sr(), tiny_sr()], frames, tmp_path / "up", progress=False)
+    assert len(report.written) == 12 and not report.failed
+    assert [p.name for p in report.written] == [f"f_{i}.png" for i in range(1, 13)]  # reported in frame order
+
+
 @needs_ffmpeg
 def test_frame_folder_to_video_in_numeric_order_with_red_first(frames, tmp_path, sr_from_file):
     out = tmp_path / "out.mp4"

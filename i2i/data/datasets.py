@@ -73,6 +73,25 @@ def resize_for_preprocess(image: np.ndarray, mode: str, load_size: int, crop_siz
     return image
 
 
+def prepare_image(
+    image: np.ndarray,
+    channels: int,
+    preprocess: str,
+    load_size: int,
+    crop_size: int,
+    value_range: tuple[float, float],
+    size_multiple: int,
+) -> torch.Tensor:
+    """The loader's deterministic work on one image: channels, resizing, tensor in ``value_range``
+    and, in preprocess mode ``none``, padding to the generator's multiple. Returns (C, H, W)."""
+    image = convert_channels(image, channels)
+    image = resize_for_preprocess(image, preprocess, load_size, crop_size)
+    tensor = image_to_tensor(image, value_range)
+    if preprocess == "none" and size_multiple > 1:
+        tensor = pad_to_multiple(tensor[None], size_multiple)[0]
+    return tensor
+
+
 def detect_layout(root: Path, split: str) -> str:
     """``folders`` when ``root/A`` and ``root/B`` exist, ``aligned`` when ``root/<split>`` does."""
     if (root / "A").is_dir() and (root / "B").is_dir():
@@ -179,12 +198,9 @@ class PairedDataset(Dataset):
         return read_image(first), read_image(second)
 
     def _prepare(self, image: np.ndarray, channels: int) -> torch.Tensor:
-        image = convert_channels(image, channels)
-        image = resize_for_preprocess(image, self.preprocess, self.load_size, self.crop_size)
-        tensor = image_to_tensor(image, self.value_range)
-        if self.preprocess == "none" and self.size_multiple > 1:
-            tensor = pad_to_multiple(tensor[None], self.size_multiple)[0]
-        return tensor
+        return prepare_image(
+            image, channels, self.preprocess, self.load_size, self.crop_size, self.value_range, self.size_multiple
+        )
 
     def __getitem__(self, index: int) -> dict:
         image_a, image_b = self._load_pair(index)
@@ -252,12 +268,10 @@ class UnalignedDataset(Dataset):
         return self.length
 
     def _prepare(self, path: Path, domain: str) -> torch.Tensor:
-        image = convert_channels(read_image(path), self.channels[domain])
-        image = resize_for_preprocess(image, self.preprocess, self.load_size, self.crop_size)
-        tensor = image_to_tensor(image, self.value_range)
-        if self.preprocess == "none" and self.size_multiple > 1:
-            tensor = pad_to_multiple(tensor[None], self.size_multiple)[0]
-        return tensor
+        return prepare_image(
+            read_image(path), self.channels[domain], self.preprocess, self.load_size, self.crop_size,
+            self.value_range, self.size_multiple,
+        )
 
     def __getitem__(self, index: int) -> dict:
         files_a, files_b = self.files["a"], self.files["b"]

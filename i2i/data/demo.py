@@ -176,6 +176,13 @@ def _write_readme(out_dir: Path, splits: dict[str, list[DemoPhoto]], size: int, 
     (out_dir / "README.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _check_sizes(size: int, crops_per_photo: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
+        raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
+    if isinstance(crops_per_photo, bool) or not isinstance(crops_per_photo, (int, np.integer)) or crops_per_photo < 1:
+        raise ValueError(f"crops_per_photo must be an integer >= 1, got {crops_per_photo!r}")
+
+
 def make_paired_demo(
     out_dir: str | os.PathLike,
     *,
@@ -200,10 +207,7 @@ def make_paired_demo(
         ValueError: ``size < 16`` or ``crops_per_photo < 1``.
         RuntimeError: fewer than 3 photos could be loaded (install scikit-image / scikit-learn).
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
-    if isinstance(crops_per_photo, bool) or not isinstance(crops_per_photo, (int, np.integer)) or crops_per_photo < 1:
-        raise ValueError(f"crops_per_photo must be an integer >= 1, got {crops_per_photo!r}")
+    _check_sizes(size, crops_per_photo)
     photos = load_demo_photos()
     if len(photos) < _MIN_PHOTOS:
         raise RuntimeError(
@@ -257,8 +261,7 @@ def make_unpaired_demo(
     ``out_dir/photo2warm``; the test domains come from photos that training never sees.
     Returns the ``photo2warm`` folder.
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
+    _check_sizes(size, crops_per_photo)
     photos = load_demo_photos()
     if len(photos) < 4:
         raise RuntimeError(

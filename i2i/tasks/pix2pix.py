@@ -63,15 +63,15 @@ def build_network(spec: dict, defaults: dict, **fixed: Any) -> nn.Module:
     return create_model(name, **spec, **fixed)
 
 
-def encoder_parameters(generator: nn.Module) -> list[nn.Parameter]:
-    """The parameters of a generator's encoder (its ``encoder`` module)."""
+def generator_encoder(generator: nn.Module) -> nn.Module:
+    """A generator's encoder (its ``encoder`` module), which fine-tuning may freeze."""
     encoder = getattr(generator, "encoder", None)
     if encoder is None:
         raise ValueError(
             f"task.freeze_encoder is set but {type(generator).__name__} has no encoder to freeze; "
             "use a U-Net or ResNet generator or set freeze_encoder: false."
         )
-    return list(encoder.parameters())
+    return encoder
 
 
 class Pix2Pix(Task):
@@ -103,7 +103,7 @@ class Pix2Pix(Task):
         )
         init_weights(discriminator, cfg.init_type, cfg.init_gain)
         if cfg.freeze_encoder:
-            set_requires_grad_params(encoder_parameters(generator), False)
+            set_requires_grad(generator_encoder(generator), False)
         self.networks = {"G": generator, "D": discriminator}
         self.augmentation = PairedAugment.from_config(config.data, value_range=self.value_range, paired=True)
 
@@ -181,8 +181,3 @@ class Pix2Pix(Task):
             direction=self.config.data.direction,
         )
         return {"generator": ("G", info)}
-
-
-def set_requires_grad_params(params: list[nn.Parameter], flag: bool) -> None:
-    for p in params:
-        p.requires_grad_(flag)

@@ -75,6 +75,8 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
+    fused_optimizer: bool = True
+    host_memory_cache: bool = True
     sync_batchnorm: bool = False
     ema_decay: float = 0.0
     log_every: int = 10

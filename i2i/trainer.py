@@ -39,6 +39,7 @@ from i2i.checkpoint import load_training_state, save_generator, save_training_st
 from i2i.config import RunConfig, dump_config, parse_config
 from i2i.data.datasets import DataError, ResumableSampler, collate, steps_per_epoch
 from i2i.data.io import write_image
+from i2i.host_memory import keep_freed_host_memory
 from i2i.metrics import to_unit_range
 
 __all__ = ["Trainer", "TrainingError", "resolve_device", "resolve_precision", "seed_everything", "find_checkpoint"]
@@ -138,6 +139,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = not config.train.deterministic
+        if self.device.type == "cpu" and config.train.host_memory_cache:
+            keep_freed_host_memory()
         self.autocast_dtype = resolve_precision(config.train.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         if self.resume_state is None:
@@ -229,6 +232,17 @@ class Trainer:
             self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
         optimizer.zero_grad(set_to_none=True)
+
+    def adam(self, params, *, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+        """Adam over ``params``; fused into one kernel per step when ``train.fused_optimizer``.
+
+        The fused update reads and writes each parameter's state once; torch's default on the CPU
+        loops over the parameters one by one, which costs 0.35 s a step for a 54M-parameter U-Net
+        on two cores against 0.05 s fused (docs/benchmarks.md).
+        """
+        params = list(params)
+        fused = self.config.train.fused_optimizer and all(p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:

@@ -322,13 +322,13 @@ def test_half_precision_nan_falls_back_to_fp32_with_a_warning():
     assert translator.amp_dtype is None  # fp32 from now on
 
 
-def test_cpu_defaults_fp32_all_cores_and_optional_channels_last_and_compile():
+def test_cpu_defaults_fp32_all_cores_channels_last_and_optional_compile():
     translator = tiny_resnet()
-    assert translator.amp_dtype is None and not translator.channels_last and translator.batch_size == 1
+    assert translator.amp_dtype is None and translator.channels_last and translator.batch_size == 1
     assert torch.get_num_threads() >= usable_cores()
     image = photo(30, 41)
     reference = translator.translate_image(image)
-    for options in ({"channels_last": True}, {"compile": "eager"}):
+    for options in ({"channels_last": False}, {"compile": "eager"}):
         out = tiny_resnet(**options).translate_image(image)
         assert np.abs(out.astype(int) - reference.astype(int)).max() <= 1
 

@@ -143,8 +143,8 @@ class CycleGAN(Task):
         generators = [*self.networks["G_A"].parameters(), *self.networks["G_B"].parameters()]
         discriminators = [*self.networks["D_A"].parameters(), *self.networks["D_B"].parameters()]
         return {
-            "G": torch.optim.Adam(generators, lr=self.cfg.lr, betas=betas),
-            "D": torch.optim.Adam(discriminators, lr=self.cfg.lr, betas=betas),
+            "G": self.trainer.adam(generators, lr=self.cfg.lr, betas=betas),
+            "D": self.trainer.adam(discriminators, lr=self.cfg.lr, betas=betas),
         }
 
 

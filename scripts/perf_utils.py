@@ -33,11 +33,30 @@ def time_calls(fn: Callable[[], object], device: torch.device, *, steps: int, wa
     return (time.perf_counter() - start) / steps
 
 
-def matmul_ceiling(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None) -> float:
-    """Measured FLOP/s of a large square matrix product on ``device``: the practical ceiling that
-    achieved figures are compared with."""
-    n = n or (8192 if device.type == "cuda" else 2048)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = time_calls(lambda: a @ b, device, steps=10 if device.type == "cuda" else 3, warmup=2)
-    return 2 * n**3 / seconds
+def matmul_ceiling(device: torch.device, dtype: torch.dtype = torch.float32, sizes: tuple[int, ...] | None = None) -> float:
+    """Measured FLOP/s of large square matrix products on ``device``: the practical ceiling that
+    achieved figures are compared with. The best of several sizes and repeats, because a ceiling is
+    what the machine can do, and a shared machine only ever makes a run slower."""
+    sizes = sizes or ((4096, 8192) if device.type == "cuda" else (1024, 2048, 3072))
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        out = torch.empty(n, n, device=device, dtype=dtype)
+        calls = 20 if device.type == "cuda" else 1
+        for _ in range(2):
+            torch.mm(a, b, out=out)
+        for _ in range(5):
+            seconds = time_calls(lambda: torch.mm(a, b, out=out), device, steps=calls, warmup=0)
+            best = max(best, 2 * n**3 / seconds)
+    return best
+
+
+def best_time(fn: Callable[[], object], device: torch.device, *, repeats: int, warmup: int = 1) -> float:
+    """Fastest single call of ``fn`` in seconds, over ``repeats`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        best = min(best, time_calls(fn, device, steps=1, warmup=0))
+    return best

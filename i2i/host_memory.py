@@ -2,11 +2,11 @@
 
 glibc serves each allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and
 returns it to the kernel on ``free``. A convolution network on the CPU allocates and frees tensors
-of tens to hundreds of MiB many times a second, so every output is first-touched page by page:
-a LeakyReLU over a 32x1080x1920 float tensor takes 150 ms that way and 28 ms with the memory kept
-(docs/benchmarks.md has the model-level figures). Turning ``mmap`` off for the heap and raising
-the trim threshold makes glibc keep freed blocks and hand them out again, as CUDA's caching
-allocator does on the device. The cost: the process keeps its peak size until it exits.
+of tens to hundreds of MiB many times a second, so every output is first-touched page by page, in
+the kernel. Turning ``mmap`` off for the heap and raising the trim threshold makes glibc keep freed
+blocks and hand them out again, as CUDA's caching allocator does on the device: the bundled x4
+model runs at 105 instead of 50 GFLOP/s on two cores, and pix2pix at batch 16 trains about 1.1-1.3x
+faster (docs/benchmarks.md). The cost: the process keeps its peak size until it exits.
 
 It is process-wide, so it is applied once and only where i2i owns the process's heavy work (the
 trainer and the translator on the CPU). ``I2I_HOST_MEMORY_CACHE=0`` turns it off.

@@ -148,10 +148,11 @@ class Translator:
         batch_size: images (or tiles) sent to the device together (default: 4 on CUDA, 1 on the CPU,
             where larger batches only add cache misses).
         precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
-        channels_last: use the channels-last memory format (default: on; on the CPU it is 1.0-1.9x
-            faster for every bundled architecture, docs/benchmarks.md).
+        channels_last: use the channels-last memory format (default: on; on the CPU, with the host
+            memory cache, it is as fast or faster for every architecture measured, up to 1.9x for
+            SR networks; docs/benchmarks.md).
         host_memory_cache: on the CPU, keep freed host memory for reuse (see
-            :mod:`i2i.host_memory`; 2.2x for the bundled x4 model on two cores).
+            :mod:`i2i.host_memory`; about 2x for the bundled x4 model on two cores).
         compile: ``torch.compile`` the model (True, or a backend name such as ``"inductor"``).
         num_threads: CPU threads for torch (default: every usable core).
         memory_budget: bytes the automatic tile size may use (default: from free memory).

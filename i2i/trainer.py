@@ -306,7 +306,14 @@ class Trainer:
 
         if state is not None:
             for name, opt in self.optimizers.items():
-                opt.load_state_dict(state["optimizers"][name])
+                saved = state["optimizers"][name]
+                # How the update runs (fused, foreach) is this run's setting, not the checkpoint's;
+                # torch would otherwise restore it from the saved groups.
+                groups = [
+                    {**group, **{k: live[k] for k in ("fused", "foreach") if k in live}}
+                    for group, live in zip(saved["param_groups"], opt.param_groups)
+                ]
+                opt.load_state_dict({**saved, "param_groups": groups})
             for name, sched in self.schedulers.items():
                 sched.load_state_dict(state["schedulers"][name])
             self.scaler.load_state_dict(state["scaler"])

@@ -66,3 +66,17 @@ def test_fused_adam_is_the_default_and_matches_the_per_parameter_loop(demo_data,
         # Both runs really trained: the weights left their common starting point.
         start = untrained.networks[name].state_dict()
         assert any(not torch.allclose(a[k], start[k]) for k in a if k.endswith("weight")), name
+
+
+def test_resume_takes_the_optimizer_implementation_from_the_run_not_the_checkpoint(demo_data, tmp_path):
+    plain = _two_steps(demo_data, tmp_path, False)
+    resumed = Trainer(resume=plain.run_dir, overrides=("train.max_steps=3", "train.fused_optimizer=true"))
+    resumed.fit()
+    assert resumed.step == 3
+    assert all(g["fused"] for opt in resumed.optimizers.values() for g in opt.param_groups)
+    back = Trainer(resume=resumed.run_dir, overrides=("train.max_steps=4", "train.fused_optimizer=false"))
+    back.fit()
+    assert not any(g["fused"] for opt in back.optimizers.values() for g in opt.param_groups)
+    # The moments and step counts came through the switch.
+    state = back.optimizers["G"].state[back.optimizers["G"].param_groups[0]["params"][0]]
+    assert int(state["step"]) == 4 and state["exp_avg_sq"].abs().sum() > 0

@@ -144,11 +144,13 @@ def lever_host_memory(device: torch.device, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("levers", nargs="*", choices=[[], *LEVERS], default=[], metavar="LEVER",
-                        help=f"any of {', '.join(LEVERS)} (default: all)")
+    parser.add_argument("levers", nargs="*", metavar="LEVER", help=f"any of {', '.join(LEVERS)} (default: all)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    unknown = [lever for lever in args.levers if lever not in LEVERS]
+    if unknown:
+        parser.error(f"unknown lever {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# device {device} ({name}); torch {torch.__version__}; {torch.get_num_threads()} threads; {datetime.date.today()}")

@@ -52,7 +52,7 @@ from i2i.config import parse_config
 from i2i.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from perf_utils import count_flops, matmul_ceiling, synchronize  # noqa: E402
+from perf_utils import PRECISION_NAMES, count_flops, matmul_ceiling, synchronize  # noqa: E402
 
 MODES = {
     "plain": {"precision": "fp32", "channels_last": False, "compile": False, "fused_optimizer": False,
@@ -60,7 +60,6 @@ MODES = {
     "optimized": {},  # the defaults
 }
 CEILING_SIZES = {"cpu": (1024, 2048), "cuda": (4096, 8192)}
-PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 def random_vgg19_weights(folder: Path) -> Path:

@@ -56,7 +56,7 @@ from i2i.inference.video import open_video, translate_video
 from i2i.registry import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from perf_utils import best_time, count_flops, matmul_ceiling  # noqa: E402
+from perf_utils import PRECISION_NAMES, best_time, count_flops, matmul_ceiling  # noqa: E402
 
 
 class ESPCN(nn.Module):
@@ -186,7 +186,7 @@ def flop_fraction(translator: Translator, width: int, height: int, repeats: int)
     ceiling = max(ceiling, matmul_ceiling(translator.device, dtype))
     return {"gflop_per_frame": flops / 1e9, "fps": 1 / seconds, "gflops": flops / seconds / 1e9,
             "ceiling_gflops": ceiling / 1e9, "fraction": flops / seconds / ceiling,
-            "precision": {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]}
+            "precision": PRECISION_NAMES[dtype]}
 
 
 def memory_child(args: argparse.Namespace) -> None:

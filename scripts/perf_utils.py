@@ -8,6 +8,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
+# Names of autocast dtypes (None: no autocast) as the benchmark tables print them.
+PRECISION_NAMES = {None: "fp32", torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     """Floating-point operations of one call of ``fn`` (forward and backward if it runs them),
     counted from the operators torch dispatches; a multiply-add counts as 2."""

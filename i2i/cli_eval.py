@@ -41,7 +41,7 @@ def eval_command(
       i2i eval --hr Set5/HR --scale 4              # the bicubic baseline alone
     """
     from i2i.evaluation import evaluate_sr, format_report
-    from i2i.trainer import resolve_device
+    from i2i.device import resolve_device
 
     report = evaluate_sr(
         model, hr_dir, lr_dir=lr_dir, scale=scale, y_channel=not rgb, device=str(resolve_device(device)),

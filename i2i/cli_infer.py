@@ -83,7 +83,7 @@ def _load_translators(model: str, direction: str | None, devices: list[str], opt
     import torch
 
     from i2i.inference.translator import Translator
-    from i2i.trainer import resolve_device
+    from i2i.device import resolve_device
 
     for spec in devices:
         if spec.startswith("cuda") and not torch.cuda.is_available():

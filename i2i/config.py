@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from i2i.errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -31,10 +33,6 @@ __all__ = [
 ]
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is wrong; the message says which and how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from i2i.data.datasets import convert_channels
+from i2i.imageops import convert_channels, to_uint8
 from i2i.data.io import list_images, read_image
 from i2i.data.resize import imresize_array
 
@@ -54,9 +54,7 @@ FORMATS = ("table", "csv", "json")
 
 def _as_rgb8(image: np.ndarray) -> np.ndarray:
     """``(H, W, C)`` uint8/uint16 gray, RGB or RGBA -> uint8 RGB (alpha dropped, 16 bits scaled)."""
-    if image.dtype == np.uint16:
-        image = np.round(image.astype(np.float64) / 257.0).astype(np.uint8)
-    return np.ascontiguousarray(convert_channels(image, 3))
+    return np.ascontiguousarray(convert_channels(to_uint8(image), 3))
 
 
 def rgb_to_y(image: np.ndarray) -> np.ndarray:

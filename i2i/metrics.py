@@ -11,7 +11,6 @@ import kornia
 import torch
 
 __all__ = [
-    "to_unit_range",
     "l1",
     "psnr",
     "ssim",
@@ -20,12 +19,6 @@ __all__ = [
     "load_inception",
     "frechet_distance",
 ]
-
-
-def to_unit_range(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
-    """Map a tensor from ``value_range`` to [0, 1] and clamp."""
-    low, high = value_range
-    return ((x.float() - low) / (high - low)).clamp(0.0, 1.0)
 
 
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

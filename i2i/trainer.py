@@ -37,16 +37,13 @@ from torch.utils.data import DataLoader
 
 from i2i.checkpoint import load_training_state, save_generator, save_training_state
 from i2i.config import RunConfig, dump_config, parse_config
-from i2i.data.datasets import DataError, ResumableSampler, collate, steps_per_epoch
+from i2i.errors import DataError, TrainingError
+from i2i.imageops import to_unit_range
+from i2i.data.datasets import ResumableSampler, collate, steps_per_epoch
 from i2i.data.io import write_image
 from i2i.host_memory import keep_freed_host_memory
-from i2i.metrics import to_unit_range
 
 __all__ = ["Trainer", "TrainingError", "resolve_device", "resolve_precision", "seed_everything", "find_checkpoint"]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on; the message says why and what to change."""
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from i2i.checkpoint import load_generator, load_training_state
 from i2i.cli import main
 from i2i.config import parse_config
-from i2i.data.datasets import DataError, UnalignedDataset
+from i2i.data.datasets import UnalignedDataset
+from i2i.errors import DataError
 from i2i.data.io import read_image, write_image
 from i2i.metrics import frechet_distance, load_inception
 from i2i.tasks.cyclegan import ImagePool

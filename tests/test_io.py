@@ -9,18 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from i2i.data.io import (
-    IMAGE_EXTENSIONS,
-    ImageReadError,
-    image_to_tensor,
-    list_images,
-    merge_alpha,
-    read_image,
-    read_image_size,
-    split_alpha,
-    tensor_to_image,
-    write_image,
-)
+from i2i.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, read_image_size, write_image
+# Conversions between representations moved from data.io to the shared image-ops module.
+from i2i.imageops import image_to_tensor, merge_alpha, split_alpha, tensor_to_image
 
 RNG = np.random.default_rng(1234)
 

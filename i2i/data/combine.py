@@ -6,7 +6,7 @@ stem, possibly in sub-folders (``A/train/0001.jpg`` pairs with ``B/train/0001.pn
 sets (facades, maps, edges2shoes, ...) use.
 
 Everything is checked before the first file is written: unmatched names, two files with the same
-stem in one folder, and pairs of different sizes are all listed in one ``ValueError``. When the
+stem in one folder, and pairs of different sizes are all listed in one ``DataError``. When the
 halves differ in format they are brought to a common one losslessly: gray becomes 3-channel RGB,
 an image without alpha gets an opaque alpha if the other half has one, and 8-bit samples become
 16-bit (``v * 257``) if the other half is 16-bit.
@@ -20,12 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from i2i.data.io import list_images, read_image, read_image_size, write_image
+from i2i.errors import DataError, format_problems
 
 __all__ = ["combine_folders", "combine_pair"]
-
-# How many problems a ValueError lists before summarising the rest as a count.
-_MAX_LISTED = 20
-
 
 def _stem_key(path: Path, root: Path) -> str:
     """Relative path without extension, in POSIX form: the key that pairs A and B files."""
@@ -78,16 +75,15 @@ def combine_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ``(H, 2W, C)``: formats matched as described in the module docstring.
     """
     if a.shape[:2] != b.shape[:2]:
-        raise ValueError(f"combine_pair: sizes differ, A is {a.shape[0]}x{a.shape[1]}, B is {b.shape[0]}x{b.shape[1]}")
+        raise DataError(f"combine_pair: sizes differ, A is {a.shape[0]}x{a.shape[1]}, B is {b.shape[0]}x{b.shape[1]}")
     a, b = _match_formats(a, b)
     return np.concatenate([a, b], axis=1)
 
 
 def _raise_problems(a_dir: Path, b_dir: Path, problems: list[str]) -> None:
-    listed = "\n".join(f"  - {line}" for line in problems[:_MAX_LISTED])
-    more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
-    raise ValueError(
-        f"cannot combine '{a_dir}' and '{b_dir}': {len(problems)} problem(s), nothing was written:\n{listed}{more}"
+    raise DataError(
+        f"cannot combine '{a_dir}' and '{b_dir}': {len(problems)} problem(s), nothing was written:\n"
+        + format_problems(problems, bullet="- ")
     )
 
 
@@ -111,7 +107,7 @@ def combine_folders(
         The written files, sorted: ``out_dir / <relative stem>.png``, each ``(H, 2W, C)``.
 
     Raises:
-        ValueError: unmatched names, duplicate stems, size mismatches or outputs that would land
+        DataError: unmatched names, duplicate stems, size mismatches or outputs that would land
             in an input folder; all are listed (the first 20 and a count), before anything is
             written.
         FileNotFoundError / NotADirectoryError: an input folder is missing.
@@ -120,9 +116,9 @@ def combine_folders(
     a_dir, b_dir, out_dir = Path(a_dir), Path(b_dir), Path(out_dir)
     a_images, b_images = list_images(a_dir), list_images(b_dir)
     if not a_images:
-        raise ValueError(f"no images found in A folder '{a_dir}' (extensions: png, jpg, bmp, tif, webp)")
+        raise DataError(f"no images found in A folder '{a_dir}' (extensions: png, jpg, bmp, tif, webp)")
     if not b_images:
-        raise ValueError(f"no images found in B folder '{b_dir}' (extensions: png, jpg, bmp, tif, webp)")
+        raise DataError(f"no images found in B folder '{b_dir}' (extensions: png, jpg, bmp, tif, webp)")
 
     problems: list[str] = []
     a_index = _index(a_images, a_dir, "A", problems)
@@ -158,7 +154,7 @@ def combine_folders(
     for key in tqdm(keys, desc="combine", unit="pair", disable=not progress):
         a_image, b_image = read_image(a_index[key]), read_image(b_index[key])
         if a_image.shape[:2] != b_image.shape[:2]:  # header and decoder disagreed: rare, still say which
-            raise ValueError(
+            raise DataError(
                 f"size mismatch for '{key}': '{a_index[key]}' decodes to {a_image.shape[0]}x{a_image.shape[1]}, "
                 f"'{b_index[key]}' to {b_image.shape[0]}x{b_image.shape[1]}"
             )

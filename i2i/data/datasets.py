@@ -13,40 +13,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from i2i.data.io import image_to_tensor, list_images, read_image, read_image_size
+from i2i.data.io import list_images, read_image, read_image_size
+from i2i.errors import DataError, format_problems
+from i2i.imageops import convert_channels, image_to_tensor, pad_to_multiple
 
 __all__ = [
     "PairedDataset",
     "UnalignedDataset",
-    "DataError",
     "ResumableSampler",
-    "convert_channels",
     "detect_layout",
     "resize_for_preprocess",
     "collate",
 ]
-
-
-class DataError(ValueError):
-    """The data set on disk is not usable; the message lists the offending files."""
-
-
-def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """Convert an HxWxC image (C in 1, 3, 4) to ``channels`` (1 or 3); alpha is dropped.
-
-    Gray to colour repeats the channel; colour to gray uses BT.601 luma as OpenCV does.
-    """
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.shape[2] == 4:
-        image = image[:, :, :3]
-    if image.shape[2] == channels:
-        return image
-    if channels == 3:
-        return np.repeat(image, 3, axis=2)
-    if channels == 1:
-        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[:, :, None]
-    raise ValueError(f"Cannot convert a {image.shape[2]}-channel image to {channels} channels.")
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -162,10 +140,10 @@ class PairedDataset(Dataset):
     def _check_aligned(self) -> None:
         odd = [str(p) for p, _ in self.items if read_image_size(p)[1] % 2]
         if odd:
-            listed = "\n  ".join(odd[:20]) + (f"\n  ... and {len(odd) - 20} more" if len(odd) > 20 else "")
+            listed = format_problems(odd)
             raise DataError(
                 "Aligned A|B images must have an even width (A left half, B right half); "
-                f"these do not:\n  {listed}"
+                f"these do not:\n{listed}"
             )
 
     @staticmethod
@@ -182,8 +160,8 @@ class PairedDataset(Dataset):
             if (h_a, w_a) != (h_b, w_b):
                 problems.append(f"{a[key]} is {w_a}x{h_a} but {b[key]} is {w_b}x{h_b}")
         if problems:
-            listed = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-            raise DataError(f"The A and B folders do not pair up:\n  {listed}")
+            listed = format_problems(problems)
+            raise DataError(f"The A and B folders do not pair up:\n{listed}")
         return [(a[k], b[k]) for k in sorted(a)]
 
     def __len__(self) -> int:
@@ -281,25 +259,6 @@ class UnalignedDataset(Dataset):
         else:
             path_b = files_b[int(np.random.default_rng((self.seed, self.epoch, index)).integers(len(files_b)))]
         return {"a": self._prepare(path_a, "a"), "b": self._prepare(path_b, "b"), "path": str(path_a), "path_b": str(path_b)}
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad (B, C, H, W) on the bottom and right to a multiple of ``multiple``.
-
-    Reflection where the image is large enough, repeated reflection otherwise, so tiny images work.
-    """
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    while pad_h or pad_w:
-        step_h = min(pad_h, x.shape[-2] - 1)
-        step_w = min(pad_w, x.shape[-1] - 1)
-        mode = "reflect" if (step_h or not pad_h) and (step_w or not pad_w) else "replicate"
-        if mode == "replicate":
-            step_h, step_w = pad_h, pad_w
-        x = torch.nn.functional.pad(x, (0, step_w, 0, step_h), mode=mode)
-        pad_h -= step_h
-        pad_w -= step_w
-    return x
 
 
 def collate(items: list[dict]) -> dict:

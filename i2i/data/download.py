@@ -49,6 +49,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from i2i.errors import DataError, UsageError
+
 __all__ = [
     "CYCLEGAN_BASE_URL",
     "DATASETS",
@@ -80,7 +82,7 @@ _TAR_FILTER_ERROR: type[Exception] | tuple[()] = getattr(tarfile, "FilterError",
 _CORRUPT_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError)
 
 
-class DownloadError(RuntimeError):
+class DownloadError(DataError):
     """A data set could not be downloaded, verified or extracted; the message says how to fix it."""
 
 
@@ -92,7 +94,7 @@ class UnsafeArchiveError(DownloadError):
     """The archive has members that would land outside the target folder."""
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(UsageError):
     """The name is not in the catalogue; the message lists the valid names."""
 
 

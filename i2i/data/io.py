@@ -19,8 +19,8 @@ Bit depth
 
 Alpha
     The networks see RGB (or gray) only. Callers split the alpha channel off with
-    :func:`split_alpha`, translate the colour part and put the (possibly resized) alpha back with
-    :func:`merge_alpha`, so transparency is carried through unchanged. JPEG cannot store alpha:
+    :func:`i2i.imageops.split_alpha`, translate the colour part and put the (possibly resized) alpha back with
+    :func:`i2i.imageops.merge_alpha`, so transparency is carried through unchanged. JPEG cannot store alpha:
     :func:`write_image` composites RGBA over a **white** background when writing ``.jpg`` (what
     image viewers show for transparent pixels), instead of exposing whatever colour hides under
     alpha = 0. PNG, TIFF, WebP and BMP keep alpha.
@@ -42,25 +42,21 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
-import torch
 
+from i2i.errors import DataError
 from i2i.files import atomic_write_bytes
+from i2i.imageops import MAX_VALUE, check_image_array, to_uint8
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
-    "image_to_tensor",
     "is_image_file",
     "list_images",
-    "merge_alpha",
     "read_image",
     "read_image_size",
-    "split_alpha",
-    "tensor_to_image",
     "write_image",
 ]
 
@@ -69,7 +65,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".
 # Formats that can hold 16-bit samples; everything else is written as 8 bits.
 _SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
 _LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".webp")
-_MAX_VALUE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOI = b"\xff\xd8"
@@ -77,7 +72,7 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and Bi
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
-class ImageReadError(ValueError):
+class ImageReadError(DataError):
     """An image file is missing, empty, truncated, not an image, or stored in an unsupported way.
 
     The message always names the file and the reason.
@@ -251,7 +246,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(path, f"file is corrupt or not an image (OpenCV: {str(error).strip()[-200:]})") from error
     if image is None:
         raise ImageReadError(path, "file is truncated or not an image (OpenCV could not decode it)")
-    if image.dtype not in _MAX_VALUE:
+    if image.dtype not in MAX_VALUE:
         raise ImageReadError(
             path,
             f"samples are {image.dtype}; only 8-bit and 16-bit unsigned images are supported "
@@ -326,38 +321,9 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- writing
 
 
-def _check_image_array(image: np.ndarray, what: str) -> np.ndarray:
-    """Validate a user-facing image array and return it as ``(H, W, C)``."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{what}: expected a numpy array (H, W[, C]), got {type(image).__name__}")
-    if image.dtype not in _MAX_VALUE:
-        raise TypeError(
-            f"{what}: expected dtype uint8 or uint16, got {image.dtype}; "
-            "convert float tensors with i2i.data.io.tensor_to_image first"
-        )
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ValueError(
-            f"{what}: expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {tuple(image.shape)}; "
-            "for gray + alpha use merge_alpha(gray, alpha) to get RGBA"
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{what}: the image is empty, shape {tuple(image.shape)}")
-    return image
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """Scale uint16 to uint8 with rounding (65535 -> 255); uint8 passes through."""
-    if image.dtype == np.uint8:
-        return image
-    # round(v / 257) in integer arithmetic: 257 * 255 == 65535, so the scale is exact.
-    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
-
-
 def _composite_on_white(image: np.ndarray) -> np.ndarray:
     """RGBA (uint8/uint16) -> RGB of the same dtype, blended over a white background."""
-    max_value = float(_MAX_VALUE[image.dtype])
+    max_value = float(MAX_VALUE[image.dtype])
     rgb = image[:, :, :3].astype(np.float32)
     alpha = image[:, :, 3:].astype(np.float32) / max_value
     blended = rgb * alpha + max_value * (1.0 - alpha)
@@ -385,7 +351,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | No
         OSError: the file cannot be written.
     """
     path = Path(path)
-    image = _check_image_array(image, f"write_image('{path}')")
+    image = check_image_array(image, f"write_image('{path}')")
     extension = path.suffix.lower()
     if extension not in IMAGE_EXTENSIONS:
         raise ValueError(
@@ -399,7 +365,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | No
     if extension in (".jpg", ".jpeg") and image.shape[2] == 4:
         image = _composite_on_white(image)
     if extension not in _SIXTEEN_BIT_EXTENSIONS:
-        image = _to_uint8(image)
+        image = to_uint8(image)
 
     channels = image.shape[2]
     if channels == 3:
@@ -422,144 +388,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | No
         raise ValueError(f"cannot write '{path}': OpenCV failed to encode the image as {extension}")
     atomic_write_bytes(path, encoded.tobytes())
 
-
-# ----------------------------------------------------------------------------- alpha
-
-
-def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Separate the alpha channel from an image.
-
-    Args:
-        image: ``(H, W, C)`` (or ``(H, W)``), any dtype.
-
-    Returns:
-        ``(colour, alpha)``: for RGBA ``((H, W, 3), (H, W, 1))``, for gray + alpha
-        ``((H, W, 1), (H, W, 1))``; otherwise ``(image, None)``. Views, not copies.
-    """
-    if image.ndim == 3 and image.shape[2] in (2, 4):
-        return image[:, :, :-1], image[:, :, -1:]
-    return image, None
-
-
-def _convert_alpha_dtype(alpha: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Scale an alpha plane between uint8 and uint16 (255 <-> 65535) so opacity is preserved."""
-    if alpha.dtype == dtype:
-        return alpha
-    if alpha.dtype == np.uint8 and dtype == np.uint16:
-        return alpha.astype(np.uint16) * 257
-    if alpha.dtype == np.uint16 and dtype == np.uint8:
-        return _to_uint8(alpha)
-    raise TypeError(f"merge_alpha: alpha dtype {alpha.dtype} cannot be matched to image dtype {dtype}")
-
-
-def merge_alpha(image: np.ndarray, alpha: np.ndarray | None, *, resize: bool = False) -> np.ndarray:
-    """Put an alpha channel (from :func:`split_alpha`) back onto a colour or gray image.
-
-    Args:
-        image: ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``; uint8 or uint16.
-        alpha: ``(h, w)`` or ``(h, w, 1)``, uint8 or uint16 (rescaled to the image's dtype), or
-            None (the image is returned unchanged).
-        resize: when the alpha size differs from the image size (e.g. after super-resolution),
-            resize it to match (bilinear up, area down) instead of raising.
-
-    Returns:
-        ``(H, W, 4)`` RGBA (a gray image is expanded to RGB first) or ``image`` when alpha is None.
-    """
-    if alpha is None:
-        return image
-    image = _check_image_array(image, "merge_alpha(image)")
-    if image.shape[2] == 4:
-        raise ValueError("merge_alpha: the image already has an alpha channel; split it first with split_alpha")
-    if alpha.ndim == 3 and alpha.shape[2] == 1:
-        alpha = alpha[:, :, 0]
-    if alpha.ndim != 2:
-        raise ValueError(f"merge_alpha: alpha must be (H, W) or (H, W, 1), got {tuple(alpha.shape)}")
-    alpha = _convert_alpha_dtype(alpha, image.dtype)
-    height, width = image.shape[:2]
-    if alpha.shape != (height, width):
-        if not resize:
-            raise ValueError(
-                f"merge_alpha: alpha is {alpha.shape[0]}x{alpha.shape[1]} but the image is {height}x{width}; "
-                "pass resize=True to scale the alpha to the image"
-            )
-        shrinking = alpha.shape[0] > height or alpha.shape[1] > width
-        alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    colour = image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
-    return np.concatenate([colour, alpha[:, :, None]], axis=2)
-
-
-# ----------------------------------------------------------------------------- tensors
-
-
-def _check_value_range(value_range: Sequence[float]) -> tuple[float, float]:
-    low, high = (float(v) for v in value_range)
-    if not high > low:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {tuple(value_range)}")
-    return low, high
-
-
-def image_to_tensor(image: np.ndarray, value_range: Sequence[float] = (-1.0, 1.0)) -> torch.Tensor:
-    """Convert an image array to a float tensor.
-
-    Args:
-        image: ``(H, W)`` or ``(H, W, C)``, ``uint8`` (divided by 255) or ``uint16`` (by 65535).
-        value_range: ``(low, high)`` that black and full white map to; ``(-1, 1)`` for tanh
-            generators, ``(0, 1)`` for SR models.
-
-    Returns:
-        float32 tensor ``(C, H, W)`` with values in ``value_range``.
-    """
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image_to_tensor: expected a numpy array, got {type(image).__name__}")
-    if image.dtype not in _MAX_VALUE:
-        raise TypeError(f"image_to_tensor: expected dtype uint8 or uint16, got {image.dtype}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3:
-        raise ValueError(f"image_to_tensor: expected shape (H, W) or (H, W, C), got {tuple(image.shape)}")
-    low, high = _check_value_range(value_range)
-    scaled = image.astype(np.float32) * np.float32((high - low) / _MAX_VALUE[image.dtype]) + np.float32(low)
-    return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
-
-
-def tensor_to_image(
-    tensor: torch.Tensor,
-    value_range: Sequence[float] = (-1.0, 1.0),
-    dtype: type | np.dtype = np.uint8,
-) -> np.ndarray:
-    """Convert a float tensor back to an image array.
-
-    Args:
-        tensor: ``(C, H, W)`` or ``(1, C, H, W)`` float tensor (any device, any float dtype).
-        value_range: the ``(low, high)`` range the tensor is in.
-        dtype: ``np.uint8`` or ``np.uint16``.
-
-    Returns:
-        ``(H, W, C)`` array of ``dtype``: values are clamped to the range and rounded to the
-        nearest level (not truncated). NaN becomes ``low`` (black) so a bad pixel cannot wrap.
-    """
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"tensor_to_image: expected a torch.Tensor, got {type(tensor).__name__}")
-    if not tensor.is_floating_point():
-        raise TypeError(f"tensor_to_image: expected a float tensor, got {tensor.dtype}")
-    if tensor.ndim == 4:
-        if tensor.shape[0] != 1:
-            raise ValueError(
-                f"tensor_to_image: got a batch of {tensor.shape[0]} images {tuple(tensor.shape)}; "
-                "convert one at a time (tensor[i])"
-            )
-        tensor = tensor[0]
-    if tensor.ndim != 3:
-        raise ValueError(f"tensor_to_image: expected shape (C, H, W) or (1, C, H, W), got {tuple(tensor.shape)}")
-    out_dtype = np.dtype(dtype)
-    if out_dtype not in _MAX_VALUE:
-        raise TypeError(f"tensor_to_image: dtype must be uint8 or uint16, got {out_dtype}")
-    low, high = _check_value_range(value_range)
-    max_value = _MAX_VALUE[out_dtype]
-    values = tensor.detach().to(device="cpu", dtype=torch.float32)
-    values = torch.nan_to_num((values - low) / (high - low), nan=0.0)
-    values = torch.round(values.clamp_(0.0, 1.0) * max_value)
-    return np.ascontiguousarray(values.permute(1, 2, 0).numpy().astype(out_dtype))
 
 
 # ----------------------------------------------------------------------------- folders

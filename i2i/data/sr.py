@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
-from i2i.data.datasets import DataError, convert_channels
-from i2i.data.io import image_to_tensor, list_images, read_image, read_image_size
+from i2i.data.io import list_images, read_image, read_image_size
+from i2i.errors import DataError, format_problems
+from i2i.imageops import convert_channels, image_to_tensor
 from i2i.data.resize import RESIZE_METHODS, degrade
 
 __all__ = ["SRDataset", "SRAugment", "detect_sr_layout", "tile_positions"]
@@ -110,10 +111,10 @@ class SRDataset(Dataset):
                 continue
             self.items.extend((lr, hr, y, x) for y in ys for x in xs)
         if too_small:
-            listed = "\n  ".join(too_small[:20]) + (f"\n  ... and {len(too_small) - 20} more" if len(too_small) > 20 else "")
+            listed = format_problems(too_small)
             raise DataError(
                 f"These images are smaller than the HR tile data.load_size={tile_size}; lower load_size "
-                f"(it must stay >= data.crop_size) or remove them:\n  {listed}"
+                f"(it must stay >= data.crop_size) or remove them:\n{listed}"
             )
         if max_items:
             self.items = self.items[:max_items]
@@ -137,8 +138,8 @@ class SRDataset(Dataset):
                 continue
             pairs.append((lr, hr))
         if problems:
-            listed = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-            raise DataError(f"The LR and HR folders do not pair up:\n  {listed}")
+            listed = format_problems(problems)
+            raise DataError(f"The LR and HR folders do not pair up:\n{listed}")
         return pairs
 
     def __len__(self) -> int:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from i2i.errors import VideoError
+
 __all__ = ["find_ffmpeg", "Stream", "probe_streams", "FfmpegWriter", "concat_segments", "FfmpegError"]
 
 
-class FfmpegError(RuntimeError):
+class FfmpegError(VideoError):
     """ffmpeg failed; the message holds the end of its error output."""
 
 

@@ -27,7 +27,7 @@ translator uses every core the process may run on.
 repeated to RGB for a 3-channel generator, RGB becomes BT.601 luma for a 1-channel one); the output
 has the generator's output channels, so a 1-channel generator gives gray out. Alpha (RGBA, or gray
 + alpha) is split off, carried through untouched and, for SR, resized to the output with bilinear
-interpolation (:func:`~i2i.data.io.merge_alpha`). uint16 in gives uint16 out (all 16 bits go
+interpolation (:func:`~i2i.imageops.merge_alpha`). uint16 in gives uint16 out (all 16 bits go
 through the network as floats).
 """
 from __future__ import annotations
@@ -45,15 +45,13 @@ import torch
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo, load_generator
-from i2i.data.datasets import convert_channels, pad_to_multiple
-from i2i.data.io import merge_alpha, split_alpha
+from i2i.imageops import MAX_VALUE, convert_channels, merge_alpha, pad_image, pad_to_multiple, padded_size, round_up, split_alpha
 from i2i.host_memory import keep_freed_host_memory, kept_free_bytes
 from i2i.inference.tiling import RowBlender, feather_ramp, tile_starts
 
 __all__ = ["Translator", "PRECISIONS", "is_out_of_memory", "available_host_memory"]
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-_MAX_VALUE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 _MIN_TILE = 32  # below this the overlap dominates; an OOM at this size is reported, not retried
 _CPU_BUDGET_CAP = 1 << 30  # bytes for tiles on the CPU
 _CPU_WHOLE_CAP = 8 << 30  # bytes a whole image may take on the CPU before it is tiled
@@ -98,29 +96,6 @@ def _round_down(value: int, multiple: int) -> int:
     return value // multiple * multiple
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def pad_image(image: np.ndarray, multiple: int, min_side: int = 1) -> np.ndarray:
-    """Pad ``(..., H, W, C)`` on the bottom and right to multiples of ``multiple`` by reflection.
-
-    Sides shorter than ``min_side`` are padded up to it (rounded to the multiple): a generator's own
-    reflection padding fails on feature maps of 1 pixel. numpy's ``reflect`` mode repeats the
-    reflection when the pad is longer than the image, so even a 1-pixel image can be padded.
-    """
-    h, w = image.shape[-3:-1]
-    target_h, target_w = _padded_size(h, multiple, min_side), _padded_size(w, multiple, min_side)
-    if (target_h, target_w) == (h, w):
-        return image
-    widths = [(0, 0)] * (image.ndim - 3) + [(0, target_h - h), (0, target_w - w), (0, 0)]
-    return np.pad(image, widths, mode="reflect")
-
-
-def _padded_size(side: int, multiple: int, min_side: int) -> int:
-    return _round_up(max(side, min_side), multiple)
-
-
 def _check_image(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected a numpy image array (H, W, C), got {type(image).__name__}")
@@ -128,7 +103,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"expected an image (H, W) or (H, W, C) with C in 1-4, got shape {tuple(image.shape)}")
-    if image.dtype not in _MAX_VALUE:
+    if image.dtype not in MAX_VALUE:
         raise ValueError(f"expected a uint8 or uint16 image, got dtype {image.dtype}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"the image is empty, shape {tuple(image.shape)}")
@@ -284,7 +259,7 @@ class Translator:
         out-of-memory retries as described in the module docstring.
         """
         b, h, w = batch.shape[:3]
-        hp, wp = (_padded_size(side, self.size_multiple, _MIN_SIDE) for side in (h, w))
+        hp, wp = (padded_size(side, self.size_multiple, _MIN_SIDE) for side in (h, w))
         while True:
             tile, per_step = self._plan(b, hp, wp)
             try:
@@ -325,7 +300,7 @@ class Translator:
 
     def _to_device(self, batch: np.ndarray) -> torch.Tensor:
         """``(B, H, W, C)`` uint8/uint16 on the host -> ``(B, C, H, W)`` float32 on the device."""
-        max_value = _MAX_VALUE[batch.dtype]
+        max_value = MAX_VALUE[batch.dtype]
         if not batch.flags.writeable:  # torch.from_numpy wants a writable array
             batch = batch.copy()
         host = torch.from_numpy(batch if batch.dtype == np.uint8 else batch.astype(np.int32))
@@ -341,7 +316,7 @@ class Translator:
         ``y`` (a tensor the caller owns) and converts to integers on the device, so only a quarter
         of the bytes travel back from a GPU.
         """
-        max_value = _MAX_VALUE[np.dtype(dtype)]
+        max_value = MAX_VALUE[np.dtype(dtype)]
         low, high = self.value_range
         y = y.float()
         if low:
@@ -463,7 +438,7 @@ class Translator:
         return int(min(0.25 * available, _CPU_BUDGET_CAP))
 
     def _probe_size(self) -> int:
-        return _round_up(max(64, self.size_multiple), self.size_multiple)
+        return round_up(max(64, self.size_multiple), self.size_multiple)
 
     def bytes_per_pixel(self) -> float:
         """Device memory one input pixel needs during a forward pass (measured once, then cached).
@@ -520,10 +495,10 @@ class Translator:
                 step = max(1, min(step, int(self._budget(whole=True) // (hp * wp * bpp))))
             else:
                 budget = self._budget()
-                tile = _round_up(max(_MIN_TILE, math.isqrt(int(budget / bpp))), self.size_multiple)
+                tile = round_up(max(_MIN_TILE, math.isqrt(int(budget / bpp))), self.size_multiple)
                 step = max(1, min(step, int(budget // (tile * tile * bpp))))
         if tile is not None:
-            tile = max(self.size_multiple, _round_up(tile, self.size_multiple))
+            tile = max(self.size_multiple, round_up(tile, self.size_multiple))
             if tile < hp or tile < wp:
                 return tile, step
         return None, min(step, batch)

@@ -59,6 +59,8 @@ from i2i.inference.ffmpeg import (
 from i2i.inference.folder import FolderReport, natural_key, plan_outputs, translate_pairs
 from i2i.inference.pipeline import Consumer, Prefetcher, ordered_map
 from i2i.inference.translator import Translator, usable_cores
+from i2i.errors import VideoError
+from i2i.imageops import to_uint8
 
 __all__ = [
     "VideoError",
@@ -74,10 +76,6 @@ __all__ = [
 _EXACT_COUNT_CONTAINERS = (".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".f4v")  # frame count from the sample index
 _OPENCV_OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
 FRAME_NAME = "frame_{:06d}"
-
-
-class VideoError(ValueError):
-    """A video cannot be read or written; the message says which file and why."""
 
 
 @dataclass(frozen=True)
@@ -186,8 +184,7 @@ def _to_rgb8(frame: np.ndarray) -> np.ndarray:
     """Any ``(H, W, C)`` uint8/uint16 image -> ``(H, W, 3)`` uint8 RGB, as video encoders want."""
     if frame.ndim == 2:
         frame = frame[:, :, None]
-    if frame.dtype == np.uint16:
-        frame = ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    frame = to_uint8(frame)
     if frame.shape[2] in (2, 4):  # alpha has no place in a video
         frame = frame[:, :, :-1]
     if frame.shape[2] == 1:

@@ -102,7 +102,8 @@ class Task:
     def validation_metrics(self, images: dict[str, torch.Tensor]) -> dict[str, float]:
         """Metrics of one validation batch (``images`` from :meth:`predict`), averaged over the
         split by the trainer. The default compares ``output`` with ``target``: L1, PSNR, SSIM."""
-        from i2i.metrics import image_metrics, to_unit_range
+        from i2i.imageops import to_unit_range
+        from i2i.metrics import image_metrics
 
         rng = self.value_range
         return image_metrics(to_unit_range(images["output"], rng), to_unit_range(images["target"], rng))

@@ -20,7 +20,8 @@ from i2i.data.augment import PairedAugment
 from i2i.data.datasets import UnalignedDataset
 from i2i.layers import init_weights
 from i2i.losses import check_gan_mode, discriminator_loss, generator_loss, gradient_penalty
-from i2i.metrics import frechet_distance, load_inception, to_unit_range
+from i2i.imageops import to_unit_range
+from i2i.metrics import frechet_distance, load_inception
 from i2i.tasks.base import Task, set_requires_grad
 from i2i.tasks.pix2pix import build_network
 

@@ -24,7 +24,8 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from i2i.files import atomic_write_bytes
-from i2i.registry import create_model
+from i2i.errors import ModelError
+from i2i.models import create_model
 
 __all__ = [
     "GeneratorInfo",
@@ -138,10 +139,10 @@ def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[n
         path = _generator_in_run(path, direction)
     if not path.is_file():
         bundled = ", ".join(BUNDLED_MODELS)
-        raise FileNotFoundError(f"Model file {str(path)!r} does not exist (bundled models by name: {bundled}).")
+        raise ModelError(f"Model file {str(path)!r} does not exist (bundled models by name: {bundled}).")
     info = read_generator_info(path)
     if info is not None and direction and info.direction and info.direction != direction:
-        raise ValueError(
+        raise ModelError(
             f"{str(path)!r} translates {info.direction}, not {direction}; use the run's other generator "
             "(or pass the run folder with --direction)."
         )
@@ -172,7 +173,7 @@ def _generator_in_run(run_dir: Path, direction: str | None) -> Path:
     infos = [(p, read_generator_info(p)) for p in candidates]
     infos = [(p, i) for p, i in infos if i is not None]
     if not infos:
-        raise FileNotFoundError(
+        raise ModelError(
             f"{str(run_dir)!r} holds no generator file (*{GENERATOR_SUFFIX}). Point --model at a "
             "generator file or a finished training run folder."
         )
@@ -180,7 +181,7 @@ def _generator_in_run(run_dir: Path, direction: str | None) -> Path:
         matching = [p for p, i in infos if i.direction == direction]
         if not matching:
             found = ", ".join(f"{p.name} ({i.direction or 'no direction'})" for p, i in infos)
-            raise FileNotFoundError(f"No generator for direction {direction} in {str(run_dir)!r}; found {found}.")
+            raise ModelError(f"No generator for direction {direction} in {str(run_dir)!r}; found {found}.")
         infos = [(p, i) for p, i in infos if p in matching]
     # Prefer the EMA weights when a run exported both.
     ema = [p for p, _ in infos if p.stem.endswith("_ema")]
@@ -188,7 +189,7 @@ def _generator_in_run(run_dir: Path, direction: str | None) -> Path:
         return ema[0]
     if len(infos) > 1 and not direction:
         names = ", ".join(p.name for p, _ in infos)
-        raise FileNotFoundError(f"{str(run_dir)!r} holds several generators ({names}); choose one with --direction.")
+        raise ModelError(f"{str(run_dir)!r} holds several generators ({names}); choose one with --direction.")
     return infos[0][0]
 
 

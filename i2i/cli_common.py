@@ -1,4 +1,7 @@
-"""Pieces every command module shares: click settings and the user-error wrapper."""
+"""Pieces every command module shares: click settings and the user-error wrapper.
+
+Nothing here imports torch, so ``i2i --help`` stays fast.
+"""
 from __future__ import annotations
 
 import functools
@@ -7,25 +10,34 @@ from typing import Any, Callable
 
 import click
 
+from i2i.errors import I2IError
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Report user mistakes as one clear line and exit 1, without a traceback.
+class ReportedError(click.ClickException):
+    """An :class:`~i2i.errors.I2IError` shown as one line, with the error's exit status."""
 
-    Set I2I_DEBUG=1 to see the traceback.
+    def __init__(self, error: I2IError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Report i2i's own errors (:class:`~i2i.errors.I2IError`) as one clear line, without a
+    traceback: exit status 2 for a wrong option or config value, 1 for work that failed.
+
+    Any other exception is a bug and keeps its traceback. Set I2I_DEBUG=1 to see the traceback of
+    a reported error too.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from i2i.trainer import TrainingError
-
         try:
             return fn(*args, **kwargs)
-        except (ValueError, KeyError, FileNotFoundError, TrainingError) as exc:
+        except I2IError as exc:
             if os.environ.get("I2I_DEBUG"):
                 raise
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(str(message)) from None
+            raise ReportedError(exc) from None
 
     return wrapper

@@ -1,7 +1,7 @@
 """``i2i data ...``: download public data sets, combine paired folders, build offline demo data.
 
-A thin layer over :mod:`i2i.data`: parse, call, print. User mistakes become one-line
-``click.ClickException`` errors (exit code 1, no traceback). Heavy modules are imported inside
+A thin layer over :mod:`i2i.data`: parse, call, print. User mistakes (i2i's own errors)
+become one-line messages without a traceback. Heavy modules are imported inside
 the commands so ``i2i --help`` stays fast.
 """
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
+from i2i.cli_common import user_errors
 
 __all__ = ["data_group"]
 
@@ -19,6 +21,7 @@ def data_group() -> None:
 
 
 @data_group.command("list")
+@user_errors
 def list_command() -> None:
     """List the public data sets that `i2i data download` knows.
 
@@ -52,6 +55,7 @@ def list_command() -> None:
 @click.option("--force", is_flag=True, help="Download and extract again even if ROOT/NAME exists.")
 @click.option("--keep-archive/--delete-archive", default=True, show_default=True,
               help="Keep the archive after extracting it.")
+@user_errors
 def download_command(name: str, root: Path, base_url: str | None, sha256: str | None, force: bool,
                      keep_archive: bool) -> None:
     """Download and extract the public data set NAME (see `i2i data list`).
@@ -65,13 +69,10 @@ def download_command(name: str, root: Path, base_url: str | None, sha256: str | 
       i2i data download horse2zebra --root /data/i2i
       i2i data download cyclegan/maps --base-url http://mirror.example.org/cyclegan
     """
-    from i2i.data.download import DownloadError, UnknownDatasetError, download_dataset
+    from i2i.data.download import download_dataset
 
-    try:
-        folder = download_dataset(name, root, base_url=base_url, sha256=sha256, force=force, progress=True,
-                                  keep_archive=keep_archive)
-    except (UnknownDatasetError, DownloadError, ValueError, OSError) as error:
-        raise click.ClickException(str(error)) from None
+    folder = download_dataset(name, root, base_url=base_url, sha256=sha256, force=force, progress=True,
+                              keep_archive=keep_archive)
     click.echo(str(folder))
 
 
@@ -79,6 +80,7 @@ def download_command(name: str, root: Path, base_url: str | None, sha256: str | 
 @click.argument("a_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("b_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@user_errors
 def combine_command(a_dir: Path, b_dir: Path, out: Path) -> None:
     """Write aligned A|B pairs (pix2pix format) from two folders matched by relative path.
 
@@ -91,12 +93,8 @@ def combine_command(a_dir: Path, b_dir: Path, out: Path) -> None:
       i2i data combine photos/sketches photos/colour datasets/sketch2photo
     """
     from i2i.data.combine import combine_folders
-    from i2i.data.io import ImageReadError
 
-    try:
-        written = combine_folders(a_dir, b_dir, out, progress=True)
-    except (ValueError, ImageReadError, OSError) as error:
-        raise click.ClickException(str(error)) from None
+    written = combine_folders(a_dir, b_dir, out, progress=True)
     click.echo(f"wrote {len(written)} pair{'' if len(written) == 1 else 's'} to {out}")
 
 
@@ -106,6 +104,7 @@ def combine_command(a_dir: Path, b_dir: Path, out: Path) -> None:
 @click.option("--crops-per-photo", default=6, show_default=True, type=click.IntRange(min=1),
               help="Random crops cut from each photo.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the photo split and the crops.")
+@user_errors
 def demo_command(out: Path, size: int, crops_per_photo: int, seed: int) -> None:
     """Build small real demo sets from packaged photos: paired (edges2photo, gray2color) for
     pix2pix and unpaired (photo2warm: natural <-> warm-graded colour) for CycleGAN.
@@ -119,11 +118,8 @@ def demo_command(out: Path, size: int, crops_per_photo: int, seed: int) -> None:
     """
     from i2i.data.demo import make_paired_demo, make_unpaired_demo
 
-    try:
-        folder = make_paired_demo(out, size=size, crops_per_photo=crops_per_photo, seed=seed)
-        unpaired = make_unpaired_demo(out, size=size, crops_per_photo=crops_per_photo, seed=seed)
-    except (ValueError, RuntimeError, OSError) as error:
-        raise click.ClickException(str(error)) from None
+    folder = make_paired_demo(out, size=size, crops_per_photo=crops_per_photo, seed=seed)
+    unpaired = make_unpaired_demo(out, size=size, crops_per_photo=crops_per_photo, seed=seed)
     for name in ("edges2photo", "gray2color"):
         counts = ", ".join(
             f"{split} {len(list((folder / name / split).glob('*.png')))}" for split in ("train", "val", "test")

@@ -19,6 +19,7 @@ from i2i.inference.translator import Translator
 from i2i.recipes import resolve_config_path
 from i2i.report import write_comparison_page
 from i2i.trainer import Trainer
+from i2i.errors import DataError
 
 __all__ = ["run_demo", "run_upscale_demo"]
 
@@ -72,7 +73,7 @@ def run_upscale_demo(out_dir: str | Path, *, progress: bool = True) -> Path:
     held_out = set(info.extra.get("held_out_photos", ())) if info else set()
     photos = [(photo_info.name, photo) for _, photo_info, photo in load_demo_photos() if photo_info.name in held_out]
     if not photos:
-        raise RuntimeError("None of the bundled model's held-out photos could be loaded; install scikit-image and scikit-learn.")
+        raise DataError("None of the bundled model's held-out photos could be loaded; install scikit-image and scikit-learn.")
     folders = {name: out_dir / name for name in ("photos", "bicubic", "upscaled", "original")}
     for name, photo in photos:
         hr = modcrop(photo, 4)

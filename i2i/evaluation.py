@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from i2i.imageops import convert_channels, to_uint8
 from i2i.data.io import list_images, read_image
 from i2i.data.resize import imresize_array
+from i2i.errors import DataError, UsageError
 
 __all__ = [
     "FORMATS",
@@ -113,9 +114,9 @@ def ssim(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
     Needs at least 11x11 pixels (the Gaussian window).
     """
     if a.shape != b.shape:
-        raise ValueError(f"ssim: shapes differ, {a.shape} and {b.shape}.")
+        raise DataError(f"ssim: shapes differ, {a.shape} and {b.shape}.")
     if min(a.shape[:2]) < 11:
-        raise ValueError(f"ssim needs images of at least 11x11 pixels after the border crop, got {a.shape[1]}x{a.shape[0]}.")
+        raise DataError(f"ssim needs images of at least 11x11 pixels after the border crop, got {a.shape[1]}x{a.shape[0]}.")
     ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
     tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
     if ta.ndim == 2:
@@ -126,7 +127,7 @@ def ssim(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
 def sr_scores(output: np.ndarray, hr: np.ndarray, *, border: int, y_channel: bool = True) -> tuple[float, float]:
     """(PSNR, SSIM) of uint8 RGB ``output`` against ``hr`` with the published conventions."""
     if output.shape != hr.shape:
-        raise ValueError(f"output {output.shape} and HR {hr.shape} differ in shape.")
+        raise DataError(f"output {output.shape} and HR {hr.shape} differ in shape.")
     if y_channel:
         a, b = rgb_to_y(output), rgb_to_y(hr)
     else:
@@ -180,7 +181,7 @@ def _match_lr(hr_path: Path, hr_dir: Path, lr_files: dict[str, Path], scale: int
     for key in (rel, f"{rel}x{scale}", f"{rel}_x{scale}", f"{rel}_LR"):
         if key in lr_files:
             return lr_files[key]
-    raise FileNotFoundError(
+    raise DataError(
         f"No LR image for {hr_path} in the LR folder: expected the same name (or with an x{scale} "
         f"suffix, as in DIV2K's 0801x{scale}.png)."
     )
@@ -212,17 +213,17 @@ def evaluate_sr(
         if scale is None:
             scale = model_scale
         elif scale != model_scale:
-            raise ValueError(f"--scale {scale} does not match the model, which upscales x{model_scale}.")
+            raise UsageError(f"--scale {scale} does not match the model, which upscales x{model_scale}.")
         if model_scale == 1:
-            raise ValueError(f"{model} is not a super-resolution model (its scale is 1).")
+            raise UsageError(f"{model} is not a super-resolution model (its scale is 1).")
     if scale is None:
-        raise ValueError("Give --scale when no --model is evaluated.")
+        raise UsageError("Give --scale when no --model is evaluated.")
     if scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale}.")
+        raise DataError(f"scale must be a positive integer, got {scale}.")
     hr_dir = Path(hr_dir)
     hr_paths = list_images(hr_dir)
     if not hr_paths:
-        raise FileNotFoundError(f"No images in the HR folder {str(hr_dir)!r}.")
+        raise DataError(f"No images in the HR folder {str(hr_dir)!r}.")
     lr_files: dict[str, Path] = {}
     if lr_dir is not None:
         lr_dir = Path(lr_dir)
@@ -238,7 +239,7 @@ def evaluate_sr(
             lr = _as_rgb8(read_image(_match_lr(hr_path, hr_dir, lr_files, scale)))
             want_h, want_w = lr.shape[0] * scale, lr.shape[1] * scale
             if hr.shape[0] < want_h or hr.shape[1] < want_w or hr.shape[0] - want_h >= scale or hr.shape[1] - want_w >= scale:
-                raise ValueError(
+                raise DataError(
                     f"{hr_path} is {hr.shape[1]}x{hr.shape[0]} but its LR image is {lr.shape[1]}x{lr.shape[0]}; "
                     f"at x{scale} the HR image should be {want_w}x{want_h} (up to {scale - 1} extra pixels)."
                 )
@@ -280,7 +281,7 @@ def _fmt(value: float | None, digits: int) -> str:
 def format_report(report: EvalReport, fmt: str = "table") -> str:
     """The report as an aligned text table, CSV or JSON (per image, then the mean)."""
     if fmt not in FORMATS:
-        raise ValueError(f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}.")
+        raise UsageError(f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}.")
     has_model = any(s.model_psnr is not None for s in report.images)
     mean = report.mean
     if fmt == "json":

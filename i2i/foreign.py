@@ -47,7 +47,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from i2i.registry import create_model
+from i2i.errors import ModelError
+from i2i.models import create_model
 
 __all__ = [
     "ImportedModel",
@@ -168,7 +169,7 @@ def _finish(
         with torch.device("meta"):
             expected = create_model(model, **kwargs).state_dict()
     except (TypeError, ValueError) as exc:
-        raise ValueError(
+        raise ModelError(
             f"{source} checkpoint implies an unsupported architecture {described}: {exc}"
         ) from exc
     missing = [key for key in expected if key not in converted]
@@ -186,7 +187,7 @@ def _finish(
             problems.append(f"unexpected {', '.join(unexpected[:5])}")
         if mismatched:
             problems.append(f"shape mismatch {', '.join(mismatched[:5])}")
-        raise ValueError(
+        raise ModelError(
             f"Checkpoint looks like {source} but does not fit the inferred {described}: "
             f"{'; '.join(problems)}."
         )
@@ -296,7 +297,7 @@ def _junyanz_resnet_convert(state: Mapping[str, Tensor]) -> ImportedModel:
     if blocks:
         convs = sorted(blocks[min(blocks)])
         if len(convs) != 2:
-            raise ValueError(
+            raise ModelError(
                 f"{_JUNYANZ} ResnetGenerator block {min(blocks)} has {len(convs)} convolutions, "
                 f"expected 2."
             )
@@ -445,7 +446,7 @@ def _basicsr_convert(state: Mapping[str, Tensor]) -> ImportedModel:
     first, up1 = state["conv_first.weight"], state["upconv1.weight"]
     last = state.get("conv_last.weight")
     if last is None or last.dim() != 4:
-        raise ValueError(f"{_BASICSR} checkpoint has no conv_last.weight.")
+        raise ModelError(f"{_BASICSR} checkpoint has no conv_last.weight.")
     channels = int(first.shape[0])
     ratio = int(up1.shape[0]) // channels
     if "upconv2.weight" in state:
@@ -453,7 +454,7 @@ def _basicsr_convert(state: Mapping[str, Tensor]) -> ImportedModel:
     elif ratio in (4, 9):
         scale = {4: 2, 9: 3}[ratio]
     else:
-        raise ValueError(
+        raise ModelError(
             f"{_BASICSR} upconv1 has {up1.shape[0]} output channels for {channels} features; "
             "expected 4x (scale 2) or 9x (scale 3), or an upconv2 (scale 4)."
         )
@@ -506,13 +507,13 @@ def _leftthomas_convert(state: Mapping[str, Tensor]) -> ImportedModel:
     residual = [i for i in indices if f"block{i}.conv1.weight" in state]
     body, up = indices[-2], indices[-1]
     if residual != list(range(2, body)) or indices != [1, *residual, body, up]:
-        raise ValueError(
+        raise ModelError(
             f"{_LEFTTHOMAS} blocks are numbered {indices}; expected block1, residual blocks "
             "block2..blockN, then the body conv and the upsampling blocks."
         )
     stages = sorted({int(key.split(".")[1]) for key in state if re.fullmatch(rf"block{up}\.\d+\.conv\.weight", key)})
     if stages != list(range(len(stages))) or not stages:
-        raise ValueError(f"{_LEFTTHOMAS} upsampling block{up} has stages {stages}; expected 0..n-1.")
+        raise ModelError(f"{_LEFTTHOMAS} upsampling block{up} has stages {stages}; expected 0..n-1.")
     first = state["block1.0.weight"]
     channels = int(first.shape[0])
     scale = 1
@@ -520,12 +521,12 @@ def _leftthomas_convert(state: Mapping[str, Tensor]) -> ImportedModel:
         ratio = int(state[f"block{up}.{s}.conv.weight"].shape[0]) // channels
         factor = int(round(math.sqrt(ratio)))
         if factor * factor != ratio:
-            raise ValueError(f"{_LEFTTHOMAS} upsampling stage {s} widens {channels} to {ratio}x channels.")
+            raise ModelError(f"{_LEFTTHOMAS} upsampling stage {s} widens {channels} to {ratio}x channels.")
         scale *= factor
     tail = f"block{up}.{len(stages)}"
     last = state.get(f"{tail}.weight")
     if last is None or last.dim() != 4:
-        raise ValueError(f"{_LEFTTHOMAS} checkpoint has no final conv {tail}.weight.")
+        raise ModelError(f"{_LEFTTHOMAS} checkpoint has no final conv {tail}.weight.")
     renames = {
         "block1.0": "head.conv",
         "block1.1": "head.act",
@@ -592,18 +593,18 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        raise ModelError(f"Checkpoint file not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here: pickle, zip, weights-only errors
-        raise ValueError(
+        raise ModelError(
             f"{path} is not a readable PyTorch checkpoint: torch.load(weights_only=True) failed "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Files that "
             f"pickle whole model objects are refused for safety; re-save them with "
             f"torch.save(model.state_dict(), path)."
         ) from exc
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{path} holds a {type(obj).__name__}, not a state_dict (a dict of tensors).")
+        raise ModelError(f"{path} holds a {type(obj).__name__}, not a state_dict (a dict of tensors).")
     return dict(obj)
 
 
@@ -629,7 +630,7 @@ def import_state_dict(state: Mapping[str, Tensor]) -> ImportedModel:
         for key, value in list(state.items())[:6]
     )
     more = f" and {len(state) - 6} more" if len(state) > 6 else ""
-    raise ValueError(
+    raise ModelError(
         f"Unrecognised checkpoint format ({len(state)} keys: {seen or 'none'}{more}). "
         f"Supported formats: {'; '.join(fmt.name for fmt in FORMATS)}."
     )
@@ -641,7 +642,7 @@ def import_checkpoint(path: str | os.PathLike[str]) -> ImportedModel:
     try:
         return import_state_dict(state)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise ModelError(f"{path}: {exc}") from exc
 
 
 def build_imported(imported: ImportedModel) -> nn.Module:

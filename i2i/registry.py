@@ -1,80 +1,123 @@
 """The one registry of model architectures.
 
-Models register themselves with ``@register_model`` in their own module; ``i2i/models/__init__.py``
-imports every model module explicitly, so the registry is filled by plain imports, never by
-scanning folders.
+An architecture is registered under a name with ``@register_model`` on its ``nn.Module`` class (or
+on a factory function); variants preset some keyword arguments, declared beside the class (timm's
+declarative variants)::
+
+    @register_model("unet_256", num_downs=8)
+    @register_model("unet")
+    class UNetGenerator(nn.Module): ...
+
+A registered class records how each instance was built (diffusers' ``register_to_config``):
+``module.model_spec`` is ``{"name": ..., "kwargs": {...}}`` however the instance was created, so any
+instance can be saved as a self-describing file and rebuilt with :func:`create_model`.
+
+This module never imports the models: model modules import it to register themselves, and
+:mod:`i2i.models` imports every built-in model module and offers the look-ups below with the
+built-ins loaded.
 """
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
 from torch import nn
 
+from i2i.errors import ModelError
+
 __all__ = ["register_model", "create_model", "list_models", "model_signature"]
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a model factory under ``name`` (a decorator)."""
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[..., nn.Module]
+    preset: dict[str, Any] = field(default_factory=dict)
 
-    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+
+_MODELS: dict[str, _Entry] = {}
+
+
+def register_model(name: str, **preset: Any) -> Callable[[Builder], Builder]:
+    """Register an ``nn.Module`` class or factory under ``name`` (a decorator).
+
+    ``preset`` keyword arguments make a variant: ``create_model(name, ...)`` passes them to the
+    builder and they are not accepted from the caller. A class registered without presets
+    records its construction arguments on every instance as ``model_spec``.
+    """
+
+    def decorator(builder: Builder) -> Builder:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = factory
-        return factory
+        _MODELS[name] = _Entry(builder, dict(preset))
+        if isinstance(builder, type) and not preset:
+            _record_construction(builder, name)
+        return builder
 
     return decorator
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers every built-in model.
-    import i2i.models  # noqa: F401
+def _record_construction(cls: type, name: str) -> None:
+    """Wrap ``cls.__init__`` so each instance keeps its name and full keyword arguments."""
+    init = cls.__init__
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop(next(iter(signature.parameters)))  # self
+        # A registered subclass's wrapper runs last, so the most derived class names the instance.
+        self.model_spec = {"name": name, "kwargs": arguments}
+
+    cls.__init__ = __init__  # type: ignore[misc]
 
 
-def list_models() -> list[str]:
-    """Names of all registered architectures, sorted."""
-    _ensure_loaded()
-    return sorted(_MODELS)
-
-
-def _factory(name: str) -> Callable[..., nn.Module]:
-    _ensure_loaded()
+def _entry(name: str) -> _Entry:
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise KeyError(
-            f"Unknown model {name!r}.{hint} Registered models: {', '.join(sorted(_MODELS))}."
-        )
+        raise ModelError(f"Unknown model {name!r}.{hint} Registered models: {', '.join(sorted(_MODELS))}.")
     return _MODELS[name]
 
 
+def list_models() -> list[str]:
+    """Names of all registered architectures, sorted (import :mod:`i2i.models` for the built-ins)."""
+    return sorted(_MODELS)
+
+
 def model_signature(name: str) -> dict[str, Any]:
-    """The keyword arguments the model ``name`` accepts, with their defaults."""
-    params = inspect.signature(_factory(name)).parameters
+    """The keyword arguments the model ``name`` accepts, with their defaults (None when required)."""
+    entry = _entry(name)
+    params = list(inspect.signature(entry.builder).parameters.values())
     return {
         p.name: (None if p.default is inspect.Parameter.empty else p.default)
-        for p in params.values()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        for p in params
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in entry.preset
     }
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the architecture ``name`` with keyword arguments.
 
-    Unknown names list the close matches; unknown arguments list the valid ones.
+    Unknown names list the close matches; unknown arguments list the valid ones
+    (:class:`~i2i.errors.ModelError`). The result's ``model_spec`` names ``name`` (a variant
+    keeps its own name) and every argument, so a saved file rebuilds it exactly.
     """
-    factory = _factory(name)
+    entry = _entry(name)
     valid = model_signature(name)
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
-        raise TypeError(
+        raise ModelError(
             f"Model {name!r} got unknown argument(s) {', '.join(unknown)}. "
             f"Valid arguments: {', '.join(sorted(valid))}."
         )
-    model = factory(**kwargs)
-    # Every model built here knows how to rebuild itself, so saved generator files need no flags.
+    model = entry.builder(**entry.preset, **kwargs)
     model.model_spec = {"name": name, "kwargs": {**valid, **kwargs}}
     return model

@@ -76,9 +76,10 @@ def test_train_dry_run_prints_the_resolved_config(tmp_path):
 
 
 def test_user_mistakes_give_one_line_errors_without_traceback(tmp_path):
-    result = run("train", "pix2pix_demo", "--set", "train.max_step=3", code=1)
+    # Config and option mistakes exit with 2 (usage), failed work with 1.
+    result = run("train", "pix2pix_demo", "--set", "train.max_step=3", code=2)
     assert "Unknown config key train.max_step" in result.output and "Traceback" not in result.output
-    result = run("train", "no_such_recipe", code=1)
+    result = run("train", "no_such_recipe", code=2)
     assert "built-in recipe" in result.output
     image = tmp_path / "in.png"
     write_image(image, np.zeros((8, 8, 3), np.uint8))

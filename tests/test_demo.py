@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import i2i.data.demo as demo
 from i2i.cli_data import data_group
 from i2i.data.io import list_images, read_image
+from i2i.errors import DataError
 
 pytest.importorskip("skimage")
 
@@ -93,7 +94,8 @@ def test_missing_sources_are_skipped_then_refused(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(demo, "DEMO_PHOTOS", few[:2])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(RuntimeError, match="at least 3 are needed"):
+        # DataError (an I2IError the CLI reports as one line); it was RuntimeError.
+        with pytest.raises(DataError, match="at least 3 are needed"):
             demo.make_paired_demo(tmp_path / "two", size=32)
     with pytest.raises(ValueError, match="size must be"):
         demo.make_paired_demo(tmp_path / "bad", size=8)

@@ -312,7 +312,8 @@ def test_cli_download_list_and_errors(server: Server, tmp_path: Path) -> None:
     assert "sha256" in result.output  # the recorded checksum is reported
 
     result = runner.invoke(data_group, ["download", "facade", "--root", str(root)])
-    assert result.exit_code == 1
+    # A misspelt name is a usage error (exit 2); a download that fails is failed work (exit 1).
+    assert result.exit_code == 2
     assert "Did you mean 'facades'" in result.output and "Traceback" not in result.output
 
     result = runner.invoke(data_group, ["download", "maps", "--root", str(root), "--base-url", server.url])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from i2i.errors import DataError
 from i2i.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, read_image_size, write_image
 # Conversions between representations moved from data.io to the shared image-ops module.
 from i2i.imageops import image_to_tensor, merge_alpha, split_alpha, tensor_to_image
@@ -392,6 +393,7 @@ def test_list_images_sorted_filtered_recursive(tmp_path: Path) -> None:
     found = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
     assert found == ["a.jpg", "b.PNG", "sub/c.webp", "sub/deeper/d.TIFF"]
     assert [p.name for p in list_images(tmp_path, recursive=False)] == ["a.jpg", "b.PNG"]
-    with pytest.raises(FileNotFoundError, match="missing"):
+    # DataError (an I2IError) since the CLI reports exactly those as one line; it was FileNotFoundError.
+    with pytest.raises(DataError, match="missing"):
         list_images(tmp_path / "missing")
     assert set(IMAGE_EXTENSIONS) >= {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}

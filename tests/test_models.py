@@ -7,8 +7,10 @@ import io
 import pytest
 import torch
 
+
 from i2i import registry
-from i2i.registry import create_model, list_models, model_signature
+from i2i.errors import ModelError
+from i2i.models import create_model, list_models, model_signature
 
 # Small but valid configurations: base_channels=4 and the smallest input each model accepts.
 # (kwargs, input shape, output shape)
@@ -71,8 +73,8 @@ def test_state_dict_round_trip(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hyperparameters_are_keyword_only_with_conventional_names(name: str) -> None:
     assert {"in_channels", "base_channels", "norm"} <= set(model_signature(name))
-    factory = registry._factory(name)
-    kinds = {p.kind for p in inspect.signature(factory).parameters.values()}
+    builder = registry._entry(name).builder
+    kinds = {p.kind for p in inspect.signature(builder).parameters.values()}
     assert kinds == {inspect.Parameter.KEYWORD_ONLY}
 
 
@@ -173,12 +175,14 @@ def test_patchgan_spectral_norm() -> None:
 
 
 def test_unknown_model_name_lists_close_matches() -> None:
-    with pytest.raises(KeyError, match="unet_256"):
+    # ModelError, not KeyError: the CLI reports exactly i2i's errors as one line.
+    with pytest.raises(ModelError, match="unet_256"):
         create_model("unet256")
 
 
 def test_unknown_argument_lists_valid_ones() -> None:
-    with pytest.raises(TypeError, match="base_channels"):
+    # ModelError, not TypeError: a wrong --set task.generator.KEY is a user mistake, not a bug.
+    with pytest.raises(ModelError, match="base_channels"):
         create_model("unet_256", ngf=64)
 
 
@@ -189,3 +193,30 @@ def test_bad_hyperparameters_are_explained() -> None:
         create_model("resnet_6blocks", padding="circular")
     with pytest.raises(ValueError, match="num_downs"):
         create_model("unet", num_downs=1)
+
+
+def test_a_model_built_directly_describes_itself_and_rebuilds_exactly() -> None:
+    from i2i.models.resnet import ResnetGenerator
+    from i2i.models.unet import UNetGenerator
+
+    direct = UNetGenerator(num_downs=3, base_channels=4, dropout=True)
+    assert direct.model_spec == {
+        "name": "unet",
+        "kwargs": {"num_downs": 3, "in_channels": 3, "out_channels": 3, "base_channels": 4,
+                   "norm": "batch", "dropout": True, "bias": None},
+    }
+    rebuilt = create_model(direct.model_spec["name"], **direct.model_spec["kwargs"])
+    rebuilt.load_state_dict(direct.state_dict())
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(direct.eval()(x), rebuilt.eval()(x))
+    assert ResnetGenerator(num_blocks=2, base_channels=4).model_spec["kwargs"]["num_blocks"] == 2
+
+
+def test_a_variant_keeps_its_own_name_and_refuses_its_preset() -> None:
+    model = create_model("resnet_6blocks", base_channels=4)
+    assert model.model_spec["name"] == "resnet_6blocks"
+    assert "num_blocks" not in model.model_spec["kwargs"]
+    assert len([m for m in model.modules() if type(m).__name__ == "ResidualBlock"]) == 6
+    with pytest.raises(ModelError, match="num_blocks"):
+        create_model("resnet_6blocks", num_blocks=3)

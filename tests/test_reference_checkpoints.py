@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from i2i.errors import ModelError
 from i2i.foreign import (
     FORMATS,
     ImportedModel,
@@ -147,7 +148,8 @@ def test_unreadable_file_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a checkpoint")
     with pytest.raises(ValueError, match="broken.pth"):
         read_state_dict(path)
-    with pytest.raises(FileNotFoundError, match="absent.pth"):
+    # ModelError (an I2IError the CLI reports as one line); it was FileNotFoundError.
+    with pytest.raises(ModelError, match="absent.pth"):
         read_state_dict(tmp_path / "absent.pth")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import kornia.augmentation as K
 import torch
+from i2i.errors import ConfigError
 
 __all__ = ["PairedAugment", "center_crop"]
 
@@ -68,7 +69,7 @@ class PairedAugment:
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.crop is not None:
             if min(a.shape[-2:]) < self.crop_size:
-                raise ValueError(
+                raise ConfigError(
                     f"Images of {a.shape[-1]}x{a.shape[-2]} are smaller than data.crop_size={self.crop_size}; "
                     "lower crop_size or raise load_size."
                 )
@@ -79,7 +80,7 @@ class PairedAugment:
             b = self.flip(b, params=self._shared(self.flip))
         if self.jitter is not None:
             if a.shape[1] != 3 or b.shape[1] != 3:
-                raise ValueError("data.color_jitter needs 3-channel images on both sides; set it to 0.")
+                raise ConfigError("data.color_jitter needs 3-channel images on both sides; set it to 0.")
             low, high = self.value_range
             a01, b01 = (a - low) / (high - low), (b - low) / (high - low)
             a01 = self.jitter(a01)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from i2i.data.io import write_image
+from i2i.errors import DataError
 
 __all__ = ["DEMO_PHOTOS", "DemoPhoto", "load_demo_photos", "make_paired_demo"]
 
@@ -178,9 +179,9 @@ def _write_readme(out_dir: Path, splits: dict[str, list[DemoPhoto]], size: int, 
 
 def _check_sizes(size: int, crops_per_photo: int) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
+        raise DataError(f"size must be an integer >= 16 pixels, got {size!r}")
     if isinstance(crops_per_photo, bool) or not isinstance(crops_per_photo, (int, np.integer)) or crops_per_photo < 1:
-        raise ValueError(f"crops_per_photo must be an integer >= 1, got {crops_per_photo!r}")
+        raise DataError(f"crops_per_photo must be an integer >= 1, got {crops_per_photo!r}")
 
 
 def make_paired_demo(
@@ -210,7 +211,7 @@ def make_paired_demo(
     _check_sizes(size, crops_per_photo)
     photos = load_demo_photos()
     if len(photos) < _MIN_PHOTOS:
-        raise RuntimeError(
+        raise DataError(
             f"only {len(photos)} demo photo(s) could be loaded, at least {_MIN_PHOTOS} are needed "
             "(one each for train, val and test); install scikit-image and scikit-learn"
         )
@@ -264,7 +265,7 @@ def make_unpaired_demo(
     _check_sizes(size, crops_per_photo)
     photos = load_demo_photos()
     if len(photos) < 4:
-        raise RuntimeError(
+        raise DataError(
             f"only {len(photos)} demo photo(s) could be loaded, at least 4 are needed "
             "(two per domain); install scikit-image and scikit-learn"
         )

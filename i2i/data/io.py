@@ -354,13 +354,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | No
     image = check_image_array(image, f"write_image('{path}')")
     extension = path.suffix.lower()
     if extension not in IMAGE_EXTENSIONS:
-        raise ValueError(
+        raise DataError(
             f"cannot write '{path}': unknown image extension '{path.suffix}'; "
             f"use one of {', '.join(IMAGE_EXTENSIONS)}"
         )
     if quality is not None:
         if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
-            raise ValueError(f"cannot write '{path}': quality must be an integer from 1 to 100, got {quality!r}")
+            raise DataError(f"cannot write '{path}': quality must be an integer from 1 to 100, got {quality!r}")
 
     if extension in (".jpg", ".jpeg") and image.shape[2] == 4:
         image = _composite_on_white(image)
@@ -383,9 +383,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | No
     try:
         ok, encoded = cv2.imencode(extension, encoded_input, params)
     except cv2.error as error:
-        raise ValueError(f"cannot write '{path}': OpenCV failed to encode the image ({error})") from error
+        raise DataError(f"cannot write '{path}': OpenCV failed to encode the image ({error})") from error
     if not ok:
-        raise ValueError(f"cannot write '{path}': OpenCV failed to encode the image as {extension}")
+        raise DataError(f"cannot write '{path}': OpenCV failed to encode the image as {extension}")
     atomic_write_bytes(path, encoded.tobytes())
 
 
@@ -415,9 +415,9 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     """
     folder = Path(folder)
     if not folder.exists():
-        raise FileNotFoundError(f"image folder '{folder}' does not exist")
+        raise DataError(f"image folder '{folder}' does not exist")
     if not folder.is_dir():
-        raise NotADirectoryError(f"'{folder}' is a file, not a folder of images")
+        raise DataError(f"'{folder}' is a file, not a folder of images")
     found: list[Path] = []
     seen: set[str] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
 from i2i.data.io import list_images, read_image, read_image_size
-from i2i.errors import DataError, format_problems
+from i2i.errors import ConfigError, DataError, format_problems
 from i2i.imageops import convert_channels, image_to_tensor
 from i2i.data.resize import RESIZE_METHODS, degrade
 
@@ -205,9 +205,9 @@ class SRAugment:
         quantize: bool = True,
     ) -> None:
         if degradation not in RESIZE_METHODS:
-            raise ValueError(f"Unknown degradation {degradation!r}; expected one of {', '.join(RESIZE_METHODS)}.")
+            raise ConfigError(f"Unknown degradation {degradation!r}; expected one of {', '.join(RESIZE_METHODS)}.")
         if crop_size % scale:
-            raise ValueError(f"data.crop_size ({crop_size}) must be a multiple of the scale ({scale}).")
+            raise ConfigError(f"data.crop_size ({crop_size}) must be a multiple of the scale ({scale}).")
         self.scale = scale
         self.crop_size = crop_size
         self.degradation = degradation
@@ -225,7 +225,7 @@ class SRAugment:
 
     def _check(self, hr: torch.Tensor) -> None:
         if self.crop_size and min(hr.shape[-2:]) < self.crop_size:
-            raise ValueError(
+            raise ConfigError(
                 f"HR tiles of {hr.shape[-1]}x{hr.shape[-2]} are smaller than data.crop_size={self.crop_size}; "
                 "raise data.load_size or lower crop_size."
             )

@@ -12,11 +12,13 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from i2i.layers import init_weights, norm_layer, uses_bias
+from i2i.errors import ModelError
 from i2i.registry import register_model
 
-__all__ = ["PatchDiscriminator", "PixelDiscriminator", "patchgan", "pixel_discriminator"]
+__all__ = ["PatchDiscriminator", "PixelDiscriminator"]
 
 
+@register_model("patchgan")
 class PatchDiscriminator(nn.Module):
     """N-layer PatchGAN: ``(B, in_channels, H, W)`` in ``[-1, 1]`` -> logits ``(B, 1, h, w)``.
 
@@ -24,6 +26,11 @@ class PatchDiscriminator(nn.Module):
     norm), one stride-1 4x4 conv with norm, and a stride-1 4x4 conv to one channel; LeakyReLU(0.2)
     between them. Each logit sees a patch of the input: 70x70 for ``n_layers=3``, where a 256x256
     input gives 30x30 logits.
+
+    ``norm=None`` means ``"batch"`` (the pix2pix default), or ``"none"`` when ``spectral_norm`` is
+    on; pass a norm explicitly to combine it with spectral norm. ``bias=None`` means the reference
+    default for the norm (``i2i.layers.uses_bias``), except that spectrally normalised convs
+    without a norm keep their bias.
     """
 
     def __init__(
@@ -32,13 +39,15 @@ class PatchDiscriminator(nn.Module):
         in_channels: int = 3,
         base_channels: int = 64,
         n_layers: int = 3,
-        norm: str = "batch",
+        norm: str | None = None,
         spectral_norm: bool = False,
         bias: bool | None = None,
     ) -> None:
         super().__init__()
+        if norm is None:  # the pix2pix default, or none when spectral norm takes its place
+            norm = "none" if spectral_norm else "batch"
         if n_layers < 1:
-            raise ValueError(f"n_layers must be at least 1, got {n_layers}.")
+            raise ModelError(f"n_layers must be at least 1, got {n_layers}.")
         if bias is None:
             # Without a norm to absorb it, a spectrally normalised conv keeps its bias.
             bias = True if (spectral_norm and norm == "none") else uses_bias(norm)
@@ -81,6 +90,7 @@ class PatchDiscriminator(nn.Module):
         return self.head(self.blocks(x))
 
 
+@register_model("pixel_discriminator")
 class PixelDiscriminator(nn.Module):
     """1x1 PatchGAN: ``(B, in_channels, H, W)`` -> per-pixel logits ``(B, 1, H, W)``.
 
@@ -113,44 +123,3 @@ class PixelDiscriminator(nn.Module):
         h = self.act(self.conv1(x))
         h = self.act(self.norm(self.conv2(h)))
         return self.head(h)
-
-
-@register_model("patchgan")
-def patchgan(
-    *,
-    in_channels: int = 3,
-    base_channels: int = 64,
-    n_layers: int = 3,
-    norm: str | None = None,
-    spectral_norm: bool = False,
-    bias: bool | None = None,
-) -> PatchDiscriminator:
-    """N-layer PatchGAN discriminator returning logits ``(B, 1, h, w)``.
-
-    ``norm=None`` means ``"batch"`` (the pix2pix default), or ``"none"`` when ``spectral_norm`` is
-    on; pass a norm explicitly to combine it with spectral norm. ``bias=None`` means the reference
-    default for the norm (``i2i.layers.uses_bias``), except that spectrally normalised convs
-    without a norm keep their bias.
-    """
-    if norm is None:
-        norm = "none" if spectral_norm else "batch"
-    return PatchDiscriminator(
-        in_channels=in_channels,
-        base_channels=base_channels,
-        n_layers=n_layers,
-        norm=norm,
-        spectral_norm=spectral_norm,
-        bias=bias,
-    )
-
-
-@register_model("pixel_discriminator")
-def pixel_discriminator(
-    *,
-    in_channels: int = 3,
-    base_channels: int = 64,
-    norm: str = "batch",
-    bias: bool | None = None,
-) -> PixelDiscriminator:
-    """1x1 ("pixel") PatchGAN discriminator returning logits ``(B, 1, H, W)``."""
-    return PixelDiscriminator(in_channels=in_channels, base_channels=base_channels, norm=norm, bias=bias)

@@ -11,9 +11,10 @@ from collections import OrderedDict
 from torch import Tensor, nn
 
 from i2i.layers import init_weights, norm_layer, uses_bias
+from i2i.errors import ModelError
 from i2i.registry import register_model
 
-__all__ = ["PADDINGS", "ResidualBlock", "ResnetGenerator", "resnet", "resnet_6blocks", "resnet_9blocks"]
+__all__ = ["PADDINGS", "ResidualBlock", "ResnetGenerator"]
 
 #: Padding of the residual blocks' 3x3 convolutions (the stem and head always reflect).
 PADDINGS = ("reflect", "replicate", "zeros")
@@ -41,6 +42,9 @@ def _conv_norm_relu(conv: nn.Module, channels: int, norm: str) -> nn.Sequential:
     return nn.Sequential(OrderedDict(conv=conv, norm=norm_layer(norm)(channels), act=nn.ReLU()))
 
 
+@register_model("resnet_9blocks", num_blocks=9)  # CycleGAN's default generator, for 256x256 images
+@register_model("resnet_6blocks", num_blocks=6)  # the CycleGAN paper's choice for 128x128 images
+@register_model("resnet")
 class ResnetGenerator(nn.Module):
     """ResNet generator: ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)``, both in ``[-1, 1]``.
 
@@ -68,9 +72,9 @@ class ResnetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if padding not in PADDINGS:
-            raise ValueError(f"Unknown padding {padding!r}; expected one of {', '.join(PADDINGS)}.")
+            raise ModelError(f"Unknown padding {padding!r}; expected one of {', '.join(PADDINGS)}.")
         if num_blocks < 0:
-            raise ValueError(f"num_blocks must be >= 0, got {num_blocks}.")
+            raise ModelError(f"num_blocks must be >= 0, got {num_blocks}.")
         if bias is None:
             bias = uses_bias(norm)
         ngf = base_channels
@@ -121,86 +125,9 @@ class ResnetGenerator(nn.Module):
         """``(B, in_channels, H, W)`` in ``[-1, 1]`` -> ``(B, out_channels, H, W)`` in ``[-1, 1]``."""
         height, width = x.shape[-2:]
         if height % self.size_multiple or width % self.size_multiple:
-            raise ValueError(
+            raise ModelError(
                 f"ResNet generator needs height and width divisible by {self.size_multiple}, got "
                 f"{height}x{width}. Pad the input to a multiple of model.size_multiple and crop the "
                 f"output back."
             )
         return self.head(self.up(self.blocks(self.down(self.stem(x)))))
-
-
-@register_model("resnet")
-def resnet(
-    *,
-    num_blocks: int,
-    in_channels: int = 3,
-    out_channels: int = 3,
-    base_channels: int = 64,
-    norm: str = "instance",
-    dropout: bool = False,
-    bias: bool | None = None,
-    padding: str = "reflect",
-) -> ResnetGenerator:
-    """ResNet generator with ``num_blocks`` residual blocks.
-
-    ``bias=None`` means the CycleGAN default for ``norm`` (``i2i.layers.uses_bias``); ``padding``
-    is the residual blocks' padding, one of ``PADDINGS``.
-    """
-    return ResnetGenerator(
-        num_blocks=num_blocks,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        base_channels=base_channels,
-        norm=norm,
-        dropout=dropout,
-        bias=bias,
-        padding=padding,
-    )
-
-
-@register_model("resnet_6blocks")
-def resnet_6blocks(
-    *,
-    in_channels: int = 3,
-    out_channels: int = 3,
-    base_channels: int = 64,
-    norm: str = "instance",
-    dropout: bool = False,
-    bias: bool | None = None,
-    padding: str = "reflect",
-) -> ResnetGenerator:
-    """CycleGAN ``resnet_6blocks`` (the paper's choice for 128x128 images)."""
-    return resnet(
-        num_blocks=6,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        base_channels=base_channels,
-        norm=norm,
-        dropout=dropout,
-        bias=bias,
-        padding=padding,
-    )
-
-
-@register_model("resnet_9blocks")
-def resnet_9blocks(
-    *,
-    in_channels: int = 3,
-    out_channels: int = 3,
-    base_channels: int = 64,
-    norm: str = "instance",
-    dropout: bool = False,
-    bias: bool | None = None,
-    padding: str = "reflect",
-) -> ResnetGenerator:
-    """CycleGAN ``resnet_9blocks`` (the CycleGAN default generator, for 256x256 images)."""
-    return resnet(
-        num_blocks=9,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        base_channels=base_channels,
-        norm=norm,
-        dropout=dropout,
-        bias=bias,
-        padding=padding,
-    )

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from i2i.layers import activation as make_activation
 from i2i.layers import norm_layer, uses_bias
+from i2i.errors import ModelError
 from i2i.registry import register_model
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
     "SRResidualBlock",
     "SRResNet",
     "VGGDiscriminator",
-    "srresnet",
-    "vgg_discriminator",
 ]
 
 #: Upscaling factors the sub-pixel stages can express.
@@ -55,12 +54,12 @@ def _stage_factors(scale: int) -> list[int]:
         return [3]
     if scale in (2, 4, 8):
         return [2] * int(math.log2(scale))
-    raise ValueError(f"Unsupported SR scale {scale!r}; expected one of {', '.join(map(str, SCALES))}.")
+    raise ModelError(f"Unsupported SR scale {scale!r}; expected one of {', '.join(map(str, SCALES))}.")
 
 
 def _act(name: str, negative_slope: float) -> nn.Module:
     if name not in SR_ACTIVATIONS:
-        raise ValueError(f"Unknown activation {name!r}; expected one of {', '.join(SR_ACTIVATIONS)}.")
+        raise ModelError(f"Unknown activation {name!r}; expected one of {', '.join(SR_ACTIVATIONS)}.")
     return make_activation(name, negative_slope=negative_slope)
 
 
@@ -80,8 +79,19 @@ class SRResidualBlock(nn.Module):
         return x + self.norm2(self.conv2(self.act(self.norm1(self.conv1(x)))))
 
 
+@register_model("srresnet")
 class SRResNet(nn.Module):
     """SRResNet generator: ``(B, in_channels, H, W)`` in [0, 1] -> ``(B, out_channels, s*H, s*W)``.
+
+    ``scale`` is 2, 3, 4 or 8; the defaults are the paper's. ``norm`` is ``batch`` (the paper) or
+    ``none`` (the widely used variant). ``activation`` (``prelu``, ``leaky_relu`` with
+    ``negative_slope``, ``relu``) is used after the head, the upsampling stages and ``hr_conv``;
+    ``block_activation`` inside the residual blocks (``None``: the same). ``body_conv`` adds conv
+    (+ norm) after the blocks; ``feature_skip`` is the global skip from the head's features to the
+    end of the body. ``hr_conv`` adds a 3x3 conv + activation after upsampling;
+    ``image_skip="bilinear"`` adds the bilinearly upscaled input to the output;
+    ``output_activation="tanh"`` maps the output through ``(tanh + 1) / 2``. See the module
+    docstring for the BasicSR ``MSRResNet`` and leftthomas/SRGAN settings.
 
     The output is not clamped (except by ``output_activation="tanh"``); callers clamp when they
     convert to images. Any input size works (``size_multiple = 1``).
@@ -114,21 +124,21 @@ class SRResNet(nn.Module):
         super().__init__()
         factors = _stage_factors(scale)
         if norm not in ("batch", "none"):
-            raise ValueError(f"SRResNet norm must be 'batch' or 'none', got {norm!r}.")
+            raise ModelError(f"SRResNet norm must be 'batch' or 'none', got {norm!r}.")
         if num_blocks < 0:
-            raise ValueError(f"num_blocks must be >= 0, got {num_blocks}.")
+            raise ModelError(f"num_blocks must be >= 0, got {num_blocks}.")
         for name, kernel in (("head_kernel", head_kernel), ("tail_kernel", tail_kernel)):
             if kernel < 1 or kernel % 2 == 0:
-                raise ValueError(f"{name} must be an odd positive size such as 3 or 9, got {kernel}.")
+                raise ModelError(f"{name} must be an odd positive size such as 3 or 9, got {kernel}.")
         if image_skip not in IMAGE_SKIPS:
-            raise ValueError(f"Unknown image_skip {image_skip!r}; expected one of {', '.join(IMAGE_SKIPS)}.")
+            raise ModelError(f"Unknown image_skip {image_skip!r}; expected one of {', '.join(IMAGE_SKIPS)}.")
         if image_skip != "none" and in_channels != out_channels:
-            raise ValueError(
+            raise ModelError(
                 f"image_skip={image_skip!r} adds the upscaled input to the output, so in_channels "
                 f"({in_channels}) must equal out_channels ({out_channels})."
             )
         if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(
+            raise ModelError(
                 f"Unknown output_activation {output_activation!r}; expected one of {', '.join(OUTPUT_ACTIVATIONS)}."
             )
         block_activation = block_activation or activation
@@ -210,59 +220,8 @@ class SRResNet(nn.Module):
         return out
 
 
-@register_model("srresnet")
-def srresnet(
-    *,
-    scale: int = 4,
-    in_channels: int = 3,
-    out_channels: int = 3,
-    base_channels: int = 64,
-    num_blocks: int = 16,
-    norm: str = "batch",
-    activation: str = "prelu",
-    block_activation: str | None = None,
-    negative_slope: float = 0.1,
-    head_kernel: int = 9,
-    tail_kernel: int = 9,
-    body_conv: bool = True,
-    feature_skip: bool = True,
-    hr_conv: bool = False,
-    image_skip: str = "none",
-    output_activation: str = "none",
-    bias: bool = True,
-) -> SRResNet:
-    """SRResNet generator upscaling by ``scale`` (2, 3, 4 or 8); the defaults are the paper's.
 
-    ``norm`` is ``batch`` (the paper) or ``none`` (the widely used variant). ``activation``
-    (``prelu``, ``leaky_relu`` with ``negative_slope``, ``relu``) is used after the head, the
-    upsampling stages and ``hr_conv``; ``block_activation`` inside the residual blocks (``None``:
-    the same). ``body_conv`` adds conv (+ norm) after the blocks; ``feature_skip`` is the global
-    skip from the head's features to the end of the body. ``hr_conv`` adds a 3x3 conv + activation
-    after upsampling; ``image_skip="bilinear"`` adds the bilinearly upscaled input to the output;
-    ``output_activation="tanh"`` maps the output through ``(tanh + 1) / 2``. See the module
-    docstring for the BasicSR ``MSRResNet`` and leftthomas/SRGAN settings.
-    """
-    return SRResNet(
-        scale=scale,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        base_channels=base_channels,
-        num_blocks=num_blocks,
-        norm=norm,
-        activation=activation,
-        block_activation=block_activation,
-        negative_slope=negative_slope,
-        head_kernel=head_kernel,
-        tail_kernel=tail_kernel,
-        body_conv=body_conv,
-        feature_skip=feature_skip,
-        hr_conv=hr_conv,
-        image_skip=image_skip,
-        output_activation=output_activation,
-        bias=bias,
-    )
-
-
+@register_model("vgg_discriminator")
 class VGGDiscriminator(nn.Module):
     """The SRGAN paper's discriminator: ``(B, in_channels, S, S)`` -> logits ``(B, 1)``.
 
@@ -284,7 +243,7 @@ class VGGDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         if input_size < 0 or input_size % 16:
-            raise ValueError(f"input_size must be a multiple of 16 (or 0 for any size), got {input_size}.")
+            raise ModelError(f"input_size must be a multiple of 16 (or 0 for any size), got {input_size}.")
         b = base_channels
         widths = [b, b, 2 * b, 2 * b, 4 * b, 4 * b, 8 * b, 8 * b]
         bias = uses_bias(norm) or norm == "none"
@@ -329,31 +288,9 @@ class VGGDiscriminator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_channels, S, S)`` -> raw logits ``(B, 1)``."""
         if self.input_size and tuple(x.shape[-2:]) != (self.input_size, self.input_size):
-            raise ValueError(
+            raise ModelError(
                 f"This VGG discriminator takes {self.input_size}x{self.input_size} images, got "
                 f"{x.shape[-1]}x{x.shape[-2]}. Set data.crop_size to {self.input_size}, or build it "
                 "with input_size equal to the HR crop (or 0 for any size)."
             )
         return self.head(self.blocks(x))
-
-
-@register_model("vgg_discriminator")
-def vgg_discriminator(
-    *,
-    in_channels: int = 3,
-    base_channels: int = 64,
-    norm: str = "batch",
-    input_size: int = 96,
-    negative_slope: float = 0.2,
-) -> VGGDiscriminator:
-    """The SRGAN paper's VGG-style discriminator returning logits ``(B, 1)``.
-
-    ``input_size`` is the HR crop it judges (96 in the paper); 0 pools globally for any size.
-    """
-    return VGGDiscriminator(
-        in_channels=in_channels,
-        base_channels=base_channels,
-        norm=norm,
-        input_size=input_size,
-        negative_slope=negative_slope,
-    )

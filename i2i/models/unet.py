@@ -17,15 +17,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from i2i.layers import init_weights, norm_layer, uses_bias
+from i2i.errors import ModelError
 from i2i.registry import register_model
 
-__all__ = ["UNetGenerator", "unet", "unet_128", "unet_256"]
+__all__ = ["UNetGenerator"]
 
 
 def _width(base_channels: int, level: int) -> int:
     return base_channels * min(2**level, 8)
 
 
+@register_model("unet_256", num_downs=8)  # pix2pix unet_256, its default generator: inputs a multiple of 256
+@register_model("unet_128", num_downs=7)  # pix2pix unet_128: inputs a multiple of 128
+@register_model("unet")
 class UNetGenerator(nn.Module):
     """U-Net generator: ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)``, both in ``[-1, 1]``.
 
@@ -57,7 +61,7 @@ class UNetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if num_downs < 2:
-            raise ValueError(f"num_downs must be at least 2, got {num_downs}.")
+            raise ModelError(f"num_downs must be at least 2, got {num_downs}.")
         if bias is None:
             bias = uses_bias(norm)
         make_norm = norm_layer(norm)
@@ -111,7 +115,7 @@ class UNetGenerator(nn.Module):
         """``(B, in_channels, H, W)`` in ``[-1, 1]`` -> ``(B, out_channels, H, W)`` in ``[-1, 1]``."""
         height, width = x.shape[-2:]
         if height % self.size_multiple or width % self.size_multiple:
-            raise ValueError(
+            raise ModelError(
                 f"U-Net with num_downs={self.num_downs} needs height and width divisible by "
                 f"{self.size_multiple}, got {height}x{width}. Pad the input to a multiple of "
                 f"model.size_multiple and crop the output back."
@@ -127,73 +131,3 @@ class UNetGenerator(nn.Module):
                 h = torch.cat([skips[level], h], dim=1)
             h = self.up[level](F.relu(h))
         return h
-
-
-@register_model("unet")
-def unet(
-    *,
-    num_downs: int,
-    in_channels: int = 3,
-    out_channels: int = 3,
-    base_channels: int = 64,
-    norm: str = "batch",
-    dropout: bool = False,
-    bias: bool | None = None,
-) -> UNetGenerator:
-    """U-Net with ``num_downs`` levels; inputs must be multiples of ``2**num_downs``.
-
-    ``bias=None`` means the pix2pix default for ``norm`` (``i2i.layers.uses_bias``).
-    """
-    return UNetGenerator(
-        num_downs=num_downs,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        base_channels=base_channels,
-        norm=norm,
-        dropout=dropout,
-        bias=bias,
-    )
-
-
-@register_model("unet_128")
-def unet_128(
-    *,
-    in_channels: int = 3,
-    out_channels: int = 3,
-    base_channels: int = 64,
-    norm: str = "batch",
-    dropout: bool = False,
-    bias: bool | None = None,
-) -> UNetGenerator:
-    """pix2pix ``unet_128``: 7 levels, inputs a multiple of 128 (e.g. 128x128)."""
-    return UNetGenerator(
-        num_downs=7,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        base_channels=base_channels,
-        norm=norm,
-        dropout=dropout,
-        bias=bias,
-    )
-
-
-@register_model("unet_256")
-def unet_256(
-    *,
-    in_channels: int = 3,
-    out_channels: int = 3,
-    base_channels: int = 64,
-    norm: str = "batch",
-    dropout: bool = False,
-    bias: bool | None = None,
-) -> UNetGenerator:
-    """pix2pix ``unet_256`` (the pix2pix default generator): 8 levels, inputs a multiple of 256."""
-    return UNetGenerator(
-        num_downs=8,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        base_channels=base_channels,
-        norm=norm,
-        dropout=dropout,
-        bias=bias,
-    )

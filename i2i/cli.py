@@ -48,7 +48,7 @@ def demo(out_dir: Path, kind: str, overrides: tuple[str, ...]) -> None:
 @main.command(context_settings=CONTEXT)
 def models() -> None:
     """List the registered architectures."""
-    from i2i.registry import list_models
+    from i2i.models import list_models
 
     for name in list_models():
         click.echo(name)

@@ -187,6 +187,46 @@ def _match_lr(hr_path: Path, hr_dir: Path, lr_files: dict[str, Path], scale: int
     )
 
 
+def _sr_translator(model: str | os.PathLike | None, scale: int | None, device: str) -> tuple[Any, int]:
+    """The model's translator (None for the bicubic baseline alone) and the scale to evaluate at."""
+    translator = None
+    if model is not None:
+        from i2i.inference.translator import Translator
+
+        translator = Translator.from_file(model, device=device)
+        model_scale = int(translator.scale)
+        if scale is None:
+            scale = model_scale
+        elif scale != model_scale:
+            raise UsageError(f"--scale {scale} does not match the model, which upscales x{model_scale}.")
+        if model_scale == 1:
+            raise UsageError(f"{model} is not a super-resolution model (its scale is 1).")
+    if scale is None:
+        raise UsageError("Give --scale when no --model is evaluated.")
+    if scale < 1:
+        raise UsageError(f"scale must be a positive integer, got {scale}.")
+    return translator, scale
+
+
+def _lr_and_hr(
+    hr_path: Path, hr_dir: Path, lr_files: dict[str, Path] | None, scale: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The LR input (made from HR with MATLAB bicubic when ``lr_files`` is None) and its HR image,
+    both uint8 RGB, HR cropped to exactly ``scale`` x the LR size."""
+    hr = _as_rgb8(read_image(hr_path))
+    if lr_files is None:
+        hr = modcrop(hr, scale)
+        return make_lr(hr, scale), hr
+    lr = _as_rgb8(read_image(_match_lr(hr_path, hr_dir, lr_files, scale)))
+    want_h, want_w = lr.shape[0] * scale, lr.shape[1] * scale
+    if hr.shape[0] < want_h or hr.shape[1] < want_w or hr.shape[0] - want_h >= scale or hr.shape[1] - want_w >= scale:
+        raise DataError(
+            f"{hr_path} is {hr.shape[1]}x{hr.shape[0]} but its LR image is {lr.shape[1]}x{lr.shape[0]}; "
+            f"at x{scale} the HR image should be {want_w}x{want_h} (up to {scale - 1} extra pixels)."
+        )
+    return lr, hr[:want_h, :want_w]
+
+
 def evaluate_sr(
     model: str | os.PathLike | None,
     hr_dir: str | os.PathLike,
@@ -204,22 +244,7 @@ def evaluate_sr(
     Without ``lr_dir`` the LR inputs are made from the HR images (MATLAB bicubic); with it they
     are read and matched by name. ``scale`` defaults to the model's.
     """
-    translator = None
-    if model is not None:
-        from i2i.inference.translator import Translator
-
-        translator = Translator.from_file(model, device=device)
-        model_scale = int(translator.scale)
-        if scale is None:
-            scale = model_scale
-        elif scale != model_scale:
-            raise UsageError(f"--scale {scale} does not match the model, which upscales x{model_scale}.")
-        if model_scale == 1:
-            raise UsageError(f"{model} is not a super-resolution model (its scale is 1).")
-    if scale is None:
-        raise UsageError("Give --scale when no --model is evaluated.")
-    if scale < 1:
-        raise DataError(f"scale must be a positive integer, got {scale}.")
+    translator, scale = _sr_translator(model, scale, device)
     hr_dir = Path(hr_dir)
     hr_paths = list_images(hr_dir)
     if not hr_paths:
@@ -231,19 +256,7 @@ def evaluate_sr(
 
     results = []
     for hr_path in hr_paths:
-        hr = _as_rgb8(read_image(hr_path))
-        if lr_dir is None:
-            hr = modcrop(hr, scale)
-            lr = make_lr(hr, scale)
-        else:
-            lr = _as_rgb8(read_image(_match_lr(hr_path, hr_dir, lr_files, scale)))
-            want_h, want_w = lr.shape[0] * scale, lr.shape[1] * scale
-            if hr.shape[0] < want_h or hr.shape[1] < want_w or hr.shape[0] - want_h >= scale or hr.shape[1] - want_w >= scale:
-                raise DataError(
-                    f"{hr_path} is {hr.shape[1]}x{hr.shape[0]} but its LR image is {lr.shape[1]}x{lr.shape[0]}; "
-                    f"at x{scale} the HR image should be {want_w}x{want_h} (up to {scale - 1} extra pixels)."
-                )
-            hr = hr[:want_h, :want_w]
+        lr, hr = _lr_and_hr(hr_path, hr_dir, lr_files if lr_dir is not None else None, scale)
         bicubic = bicubic_upscale(lr, scale)
         b_psnr, b_ssim = sr_scores(bicubic, hr, border=scale, y_channel=y_channel)
         scores = ImageScores(

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from i2i.checkpoint import load_generator
-from i2i.registry import create_model
+from i2i.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perf_utils import best_time  # noqa: E402

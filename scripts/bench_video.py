@@ -53,7 +53,7 @@ from i2i.checkpoint import GeneratorInfo, load_generator
 from i2i.inference.ffmpeg import FfmpegWriter, find_ffmpeg
 from i2i.inference.translator import Translator
 from i2i.inference.video import open_video, translate_video
-from i2i.registry import create_model
+from i2i.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perf_utils import PRECISION_NAMES, best_time, count_flops, matmul_ceiling  # noqa: E402

@@ -12,7 +12,7 @@ from i2i.checkpoint import GeneratorInfo, save_generator
 from i2i.cli import main
 from i2i.inference.export import export_generator
 from i2i.inference.translator import Translator
-from i2i.registry import create_model
+from i2i.models import create_model
 from test_translator import PixelSR, sr_info
 
 KWARGS = dict(base_channels=4, num_blocks=2, norm="instance")  # instance norm: per-image statistics

@@ -23,7 +23,7 @@ from i2i.losses import (
     total_variation_loss,
     vgg19_features,
 )
-from i2i.registry import create_model
+from i2i.models import create_model
 
 BASICSR_LAYOUT = dict(
     norm="none", activation="leaky_relu", block_activation="relu", negative_slope=0.1, head_kernel=3,

@@ -12,7 +12,7 @@ from torch import nn
 from i2i.checkpoint import GeneratorInfo
 from i2i.inference.tiling import feather_weights, tile_starts
 from i2i.inference.translator import Translator, usable_cores
-from i2i.registry import create_model
+from i2i.models import create_model
 
 
 # ----------------------------------------------------------------------------- tiny generators

@@ -399,6 +399,37 @@ def _move_into_place(content: Path, target: Path) -> None:
 # ----------------------------------------------------------------------------- the entry point
 
 
+def _obtain_archive(
+    info: DatasetInfo, archive: Path, checksum_path: Path, expected: str | None, recorded: str | None,
+    *, base_url: str | None, force: bool, progress: bool,
+) -> str:
+    """The archive in place and verified (reused, or downloaded); returns its SHA-256."""
+    if archive.is_file() and not force:
+        _say(f"{info.name}: using the existing archive '{archive}'", progress)
+        actual = sha256_file(archive)
+        _verify(actual, expected, recorded, archive, checksum_path)
+    else:
+        folder_url = (base_url or os.environ.get(ENV_BASE_URL) or info.base_url).rstrip("/")
+        url = f"{folder_url}/{info.filename}"
+        advice = (
+            "Check your internet connection, point to a mirror with --base-url URL (or the "
+            f"{ENV_BASE_URL} environment variable), or download the file yourself to '{archive}' "
+            "and run the command again."
+        )
+        if info.note:
+            advice = f"Note: {info.note}. {advice}"
+        part = archive.with_name(archive.name + ".part")
+        _say(f"{info.name}: downloading {url}", progress)
+        actual = _fetch(url, part, progress=progress, advice=advice)
+        try:
+            _verify(actual, expected, recorded, archive, checksum_path)
+        except ChecksumError:
+            part.unlink(missing_ok=True)  # a bad download must not look like a good archive
+            raise
+        os.replace(part, archive)
+    return actual
+
+
 def download_dataset(
     name: str,
     root: str | os.PathLike = "datasets",
@@ -448,29 +479,8 @@ def download_dataset(
     target.parent.mkdir(parents=True, exist_ok=True)
     recorded = _read_recorded_sha256(checksum_path)
 
-    if archive.is_file() and not force:
-        _say(f"{info.name}: using the existing archive '{archive}'", progress)
-        actual = sha256_file(archive)
-        _verify(actual, expected, recorded, archive, checksum_path)
-    else:
-        folder_url = (base_url or os.environ.get(ENV_BASE_URL) or info.base_url).rstrip("/")
-        url = f"{folder_url}/{info.filename}"
-        advice = (
-            "Check your internet connection, point to a mirror with --base-url URL (or the "
-            f"{ENV_BASE_URL} environment variable), or download the file yourself to '{archive}' "
-            "and run the command again."
-        )
-        if info.note:
-            advice = f"Note: {info.note}. {advice}"
-        part = archive.with_name(archive.name + ".part")
-        _say(f"{info.name}: downloading {url}", progress)
-        actual = _fetch(url, part, progress=progress, advice=advice)
-        try:
-            _verify(actual, expected, recorded, archive, checksum_path)
-        except ChecksumError:
-            part.unlink(missing_ok=True)  # a bad download must not look like a good archive
-            raise
-        os.replace(part, archive)
+    actual = _obtain_archive(info, archive, checksum_path, expected, recorded, base_url=base_url, force=force,
+                             progress=progress)
 
     if recorded is None:
         _write_text_atomic(checksum_path, f"{actual}  {archive.name}\n")

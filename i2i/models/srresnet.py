@@ -63,6 +63,47 @@ def _act(name: str, negative_slope: float) -> nn.Module:
     return make_activation(name, negative_slope=negative_slope)
 
 
+def _upsampler(channels: int, factors: list[int], *, activation: str, negative_slope: float, bias: bool) -> nn.Sequential:
+    """Sub-pixel stages: conv to ``f*f`` times the channels, pixel shuffle by ``f``, activation."""
+    return nn.Sequential(
+        *(
+            nn.Sequential(
+                OrderedDict(
+                    conv=nn.Conv2d(channels, channels * f * f, 3, padding=1, bias=bias),
+                    shuffle=nn.PixelShuffle(f),
+                    act=_act(activation, negative_slope),
+                )
+            )
+            for f in factors
+        )
+    )
+
+
+def _check_arguments(
+    *, norm: str, num_blocks: int, head_kernel: int, tail_kernel: int, image_skip: str,
+    in_channels: int, out_channels: int, output_activation: str,
+) -> None:
+    """Refuse SRResNet arguments that cannot build, naming the argument and its valid values."""
+    if norm not in ("batch", "none"):
+        raise ModelError(f"SRResNet norm must be 'batch' or 'none', got {norm!r}.")
+    if num_blocks < 0:
+        raise ModelError(f"num_blocks must be >= 0, got {num_blocks}.")
+    for name, kernel in (("head_kernel", head_kernel), ("tail_kernel", tail_kernel)):
+        if kernel < 1 or kernel % 2 == 0:
+            raise ModelError(f"{name} must be an odd positive size such as 3 or 9, got {kernel}.")
+    if image_skip not in IMAGE_SKIPS:
+        raise ModelError(f"Unknown image_skip {image_skip!r}; expected one of {', '.join(IMAGE_SKIPS)}.")
+    if image_skip != "none" and in_channels != out_channels:
+        raise ModelError(
+            f"image_skip={image_skip!r} adds the upscaled input to the output, so in_channels "
+            f"({in_channels}) must equal out_channels ({out_channels})."
+        )
+    if output_activation not in OUTPUT_ACTIVATIONS:
+        raise ModelError(
+            f"Unknown output_activation {output_activation!r}; expected one of {', '.join(OUTPUT_ACTIVATIONS)}."
+        )
+
+
 class SRResidualBlock(nn.Module):
     """``x + norm2(conv2(act(norm1(conv1(x)))))`` with 3x3 convs; ``(B, C, H, W)`` -> same."""
 
@@ -122,25 +163,11 @@ class SRResNet(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
+        _check_arguments(
+            norm=norm, num_blocks=num_blocks, head_kernel=head_kernel, tail_kernel=tail_kernel, image_skip=image_skip,
+            in_channels=in_channels, out_channels=out_channels, output_activation=output_activation,
+        )
         factors = _stage_factors(scale)
-        if norm not in ("batch", "none"):
-            raise ModelError(f"SRResNet norm must be 'batch' or 'none', got {norm!r}.")
-        if num_blocks < 0:
-            raise ModelError(f"num_blocks must be >= 0, got {num_blocks}.")
-        for name, kernel in (("head_kernel", head_kernel), ("tail_kernel", tail_kernel)):
-            if kernel < 1 or kernel % 2 == 0:
-                raise ModelError(f"{name} must be an odd positive size such as 3 or 9, got {kernel}.")
-        if image_skip not in IMAGE_SKIPS:
-            raise ModelError(f"Unknown image_skip {image_skip!r}; expected one of {', '.join(IMAGE_SKIPS)}.")
-        if image_skip != "none" and in_channels != out_channels:
-            raise ModelError(
-                f"image_skip={image_skip!r} adds the upscaled input to the output, so in_channels "
-                f"({in_channels}) must equal out_channels ({out_channels})."
-            )
-        if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ModelError(
-                f"Unknown output_activation {output_activation!r}; expected one of {', '.join(OUTPUT_ACTIVATIONS)}."
-            )
         block_activation = block_activation or activation
         self.scale = scale
         self.image_skip = image_skip
@@ -161,28 +188,13 @@ class SRResNet(nn.Module):
             )
         )
         self.body_conv = (
-            nn.Sequential(
-                OrderedDict(conv=nn.Conv2d(c, c, 3, padding=1, bias=bias), norm=norm_layer(norm)(c))
-            )
+            nn.Sequential(OrderedDict(conv=nn.Conv2d(c, c, 3, padding=1, bias=bias), norm=norm_layer(norm)(c)))
             if body_conv
             else None
         )
-        self.upsample = nn.Sequential(
-            *(
-                nn.Sequential(
-                    OrderedDict(
-                        conv=nn.Conv2d(c, c * f * f, 3, padding=1, bias=bias),
-                        shuffle=nn.PixelShuffle(f),
-                        act=_act(activation, negative_slope),
-                    )
-                )
-                for f in factors
-            )
-        )
+        self.upsample = _upsampler(c, factors, activation=activation, negative_slope=negative_slope, bias=bias)
         self.hr_conv = (
-            nn.Sequential(
-                OrderedDict(conv=nn.Conv2d(c, c, 3, padding=1, bias=bias), act=_act(activation, negative_slope))
-            )
+            nn.Sequential(OrderedDict(conv=nn.Conv2d(c, c, 3, padding=1, bias=bias), act=_act(activation, negative_slope)))
             if hr_conv
             else None
         )

@@ -17,7 +17,7 @@ from i2i.data.augment import PairedAugment
 from i2i.data.datasets import PairedDataset
 from i2i.layers import init_weights
 from i2i.losses import check_gan_mode, discriminator_loss, generator_loss, gradient_penalty
-from i2i.registry import create_model
+from i2i.models import create_model
 from i2i.tasks.base import Task, set_requires_grad
 
 __all__ = ["Pix2Pix", "Pix2PixConfig", "build_network"]

@@ -11,8 +11,10 @@ from typing import Any, Callable, Iterator
 import click
 
 from i2i.cli_common import CONTEXT, user_errors
+from i2i.errors import UsageError, VideoError
 
-_PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # i2i.inference.translator.PRECISIONS, without importing torch
+_PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # i2i.device.PRECISIONS, without importing torch
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")  # video.PRESETS
 
 
 @contextlib.contextmanager
@@ -28,15 +30,12 @@ def _warnings_as_lines() -> Iterator[None]:
 
 
 def _inference_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """user_errors, plus out-of-memory and folder mistakes as one-line errors; warnings as lines."""
+    """user_errors (i2i's errors as one line), with library warnings shown as lines."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with _warnings_as_lines():
-                return fn(*args, **kwargs)
-        except (MemoryError, NotADirectoryError) as exc:
-            raise click.ClickException(str(exc) or type(exc).__name__) from None
+        with _warnings_as_lines():
+            return fn(*args, **kwargs)
 
     return user_errors(wrapper)
 
@@ -79,22 +78,21 @@ def _translator_options(kwargs: dict) -> dict:
     )
 
 
-def _load_translators(model: str, direction: str | None, devices: list[str], options: dict) -> list:
-    import torch
-
-    from i2i.inference.translator import Translator
+def _load_translators(model: str, direction: str | None, devices: list[str], options: dict, option: str = "--device") -> list:
+    """One translator per device; every device is checked (DeviceError naming ``option``) before
+    the model is loaded."""
     from i2i.device import resolve_device
+    from i2i.inference.translator import Translator
 
-    for spec in devices:
-        if spec.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} needs CUDA, which is not available here; use --device cpu")
-    first = Translator.from_file(model, direction=direction, device=resolve_device(devices[0]), **options)
-    return [first] + [first.to_device(resolve_device(d)) for d in devices[1:]]
+    resolved = [resolve_device(spec, option=option) for spec in devices]
+    first = Translator.from_file(model, direction=direction, device=resolved[0], **options)
+    return [first] + [first.to_device(d) for d in resolved[1:]]
 
 
-def _parse_devices(devices: str | None, device: str) -> list[str]:
+def _parse_devices(devices: str | None, device: str) -> tuple[list[str], str]:
+    """``(device specs, the option they came from)``; GPU numbers become ``cuda:N``."""
     if not devices:
-        return [device]
+        return [device], "--device"
     parsed = []
     for part in devices.split(","):
         part = part.strip()
@@ -103,8 +101,8 @@ def _parse_devices(devices: str | None, device: str) -> list[str]:
         elif part:
             parsed.append(part)
     if not parsed:
-        raise click.BadParameter("give device numbers such as 0,1 (or cpu)", param_hint="--devices")
-    return parsed
+        raise UsageError(f"--devices {devices!r} names no device; give device numbers such as 0,1 (or cpu,cpu)")
+    return parsed, "--devices"
 
 
 def _folder_command(default_model: str | None, name: str) -> Callable[..., Any]:
@@ -195,7 +193,7 @@ def upscale(**kwargs: Any) -> None:
               help="Frame rate when writing a folder of frames to a video.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality (lower is better).")
 @click.option("--preset", default="medium", show_default=True,
-              type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]),
+              type=click.Choice(_PRESETS),
               help="x264 speed/size trade-off.")
 @click.option("--compare", is_flag=True, help="Write the input (resized) and the output side by side.")
 @click.option("--devices", default=None, help="Split the frames across devices, e.g. 0,1 (GPU numbers) or cpu,cpu.")
@@ -229,23 +227,30 @@ def video(
       i2i video clip.mp4 frames_out/ -m x4 --end 100      # a video to frames
       i2i video film.mkv film_x4.mkv -m x4 --devices 0,1  # split across two GPUs, joined losslessly
     """
-    from i2i.inference.folder import FolderReport
-    from i2i.inference.video import translate_frames, translate_video
+    from i2i.inference.video import VideoOptions, translate_frames, translate_video
 
     if no_ffmpeg and ffmpeg_path:
-        raise click.UsageError("give either --ffmpeg PATH or --no-ffmpeg, not both")
-    ffmpeg = None if no_ffmpeg else (ffmpeg_path or "auto")
+        raise UsageError("give either --ffmpeg PATH or --no-ffmpeg, not both")
     if not input_path.exists():
-        raise click.ClickException(f"Input {str(input_path)!r} does not exist.")
-    translators = _load_translators(model, direction, _parse_devices(devices, device), _translator_options(kwargs))
-    common = dict(start=start, end=end, crf=crf, preset=preset, compare=compare, ffmpeg=ffmpeg, overwrite=overwrite,
-                  quality=quality)
+        raise VideoError(f"Input {str(input_path)!r} does not exist.")
+    if fps is not None and not input_path.is_dir():
+        raise UsageError("--fps is for frame folders; a video keeps its own frame rate")
+    options = VideoOptions(
+        start=start, end=end, fps=fps, crf=crf, preset=preset, compare=compare,
+        ffmpeg=None if no_ffmpeg else (ffmpeg_path or "auto"), overwrite=overwrite, ext=ext, suffix=suffix,
+        quality=quality,
+    )
+    specs, option = _parse_devices(devices, device)
+    translators = _load_translators(model, direction, specs, _translator_options(kwargs), option)
     if input_path.is_dir():
-        report = translate_frames(translators, input_path, output_path, fps=fps, suffix=suffix, ext=ext, **common)
+        _print_video_report(translate_frames(translators, input_path, output_path, options))
     else:
-        if fps is not None:
-            raise click.UsageError("--fps is for frame folders; a video keeps its own frame rate")
-        report = translate_video(translators, input_path, output_path, ext=ext or "png", **common)
+        _print_video_report(translate_video(translators, input_path, output_path, options))
+
+
+def _print_video_report(report: Any) -> None:
+    from i2i.inference.folder import FolderReport
+
     if isinstance(report, FolderReport):
         click.echo(report.summary())
         for path, reason in report.failed:
@@ -255,17 +260,17 @@ def video(
         return
     for note in report.notes:
         click.echo(f"Note: {note}", err=True)
-    rate = float(report.fps) if report.fps else 0.0
     speed = report.frames / report.seconds if report.seconds else 0.0
     if report.encoder == "frames":
         click.echo(f"{report.frames} frames written, {report.skipped} skipped (exist) to {report.output} ({speed:.1f} frames/s).")
-    else:
-        width, height = report.size or (0, 0)
-        sound = "audio copied" if report.audio else "no audio"
-        click.echo(
-            f"Wrote {report.output}: {report.frames} frames, {width}x{height}, {rate:.3f} fps, {report.encoder}, "
-            f"{sound} ({speed:.1f} frames/s)."
-        )
+        return
+    rate = float(report.fps) if report.fps else 0.0
+    width, height = report.size or (0, 0)
+    sound = "audio copied" if report.audio else "no audio"
+    click.echo(
+        f"Wrote {report.output}: {report.frames} frames, {width}x{height}, {rate:.3f} fps, {report.encoder}, "
+        f"{sound} ({speed:.1f} frames/s)."
+    )
 
 
 @click.command(context_settings=CONTEXT)

@@ -52,7 +52,7 @@ from torch import nn
 from i2i.checkpoint import GeneratorInfo, load_generator
 from i2i.inference.ffmpeg import FfmpegWriter, find_ffmpeg
 from i2i.inference.translator import Translator
-from i2i.inference.video import open_video, translate_video
+from i2i.inference.video import VideoOptions, open_video, translate_video
 from i2i.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -124,12 +124,12 @@ def read_frames(clip: Path, count: int) -> list[np.ndarray]:
 
 def model_only_fps(translator: Translator, frames: list[np.ndarray]) -> float:
     batches = [np.stack(frames[i : i + translator.batch_size]) for i in range(0, len(frames), translator.batch_size)]
-    inputs = [translator._to_device(b) for b in batches]  # decoded, converted and on the device already
-    translator._forward(inputs[0])  # warm-up (allocator, kernels)
+    inputs = [translator.adapter.to_device(b, translator.device) for b in batches]  # decoded, converted, on the device
+    translator.runner.forward(inputs[0])  # warm-up (allocator, kernels)
     sync(translator.device)
     start = time.perf_counter()
     for x in inputs:
-        translator._forward(x)
+        translator.runner.forward(x)
     sync(translator.device)
     return len(frames) / (time.perf_counter() - start)
 
@@ -149,8 +149,8 @@ def encoder_only_fps(frames: list[np.ndarray], scale: int, out: Path, args: argp
 
 
 def end_to_end_fps(translator: Translator, clip: Path, count: int, out: Path, args: argparse.Namespace) -> float:
-    report = translate_video(translator, clip, out, end=count, crf=args.crf, preset=args.preset, overwrite=True,
-                             progress=False)
+    options = VideoOptions(end=count, crf=args.crf, preset=args.preset, overwrite=True, progress=False)
+    report = translate_video(translator, clip, out, options)
     assert report.frames == count, (report.frames, count)
     return report.frames / report.seconds
 
@@ -177,12 +177,12 @@ def flop_fraction(translator: Translator, width: int, height: int, repeats: int)
     generator = torch.Generator().manual_seed(0)
     batch = translator.batch_size
     x = (torch.rand(batch, translator.in_channels, height, width, generator=generator) * (high - low) + low).to(translator.device)
-    flops = count_flops(lambda: translator._forward(x)) / batch
+    flops = count_flops(lambda: translator.runner.forward(x)) / batch
     dtype = translator.amp_dtype or torch.float32
     # The ceiling is measured just before and after the model (the better of the two), so a machine
     # whose speed drifts is compared with itself.
     ceiling = matmul_ceiling(translator.device, dtype)
-    seconds = best_time(lambda: translator._forward(x), translator.device, repeats=repeats) / batch
+    seconds = best_time(lambda: translator.runner.forward(x), translator.device, repeats=repeats) / batch
     ceiling = max(ceiling, matmul_ceiling(translator.device, dtype))
     return {"gflop_per_frame": flops / 1e9, "fps": 1 / seconds, "gflops": flops / seconds / 1e9,
             "ceiling_gflops": ceiling / 1e9, "fraction": flops / seconds / ceiling,
@@ -201,7 +201,7 @@ def memory_child(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"model": name, "input": [width, height], "output": [out.shape[1], out.shape[0]],
-                      "tile": translator._plan(1, height, width)[0], "seconds": round(seconds, 1),
+                      "tile": translator.planner.plan(1, height, width).tile, "seconds": round(seconds, 1),
                       "peak_rss_mib": round(peak_kib / 1024)}))
 
 
@@ -212,6 +212,47 @@ def report_flops(translator: Translator, name: str, args: argparse.Namespace) ->
           f"channels_last {translator.channels_last}): {width}x{height} -> {width * translator.scale}x{height * translator.scale}, "
           f"{f['gflop_per_frame']:.1f} GFLOP/frame, model-only {f['fps']:.3g} fps = {f['gflops']:.1f} GFLOP/s, "
           f"{f['fraction']:.0%} of the measured {f['precision']} matmul ceiling ({f['ceiling_gflops']:,.0f} GFLOP/s)")
+
+
+def measure_video(translator: Translator, clip: Path, frames: list[np.ndarray], args: argparse.Namespace, ffmpeg: str) -> None:
+    """Model-only, end-to-end, naive-loop and encoder-only fps, each the best of ``args.repeat`` runs."""
+    runs: dict[str, list[float]] = {"model": [], "e2e": [], "naive": [], "encoder": []}
+    count = len(frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeat):  # interleaved, so a busy moment on a shared machine hits all three
+            runs["model"].append(model_only_fps(translator, frames))
+            runs["e2e"].append(end_to_end_fps(translator, clip, count, Path(tmp) / "e2e.mp4", args))
+            runs["naive"].append(naive_fps(translator, clip, count, Path(tmp) / "naive.mp4", args, ffmpeg))
+            runs["encoder"].append(encoder_only_fps(frames, translator.scale, Path(tmp) / "enc.mp4", args, ffmpeg))
+    model, e2e, naive, encoder = (max(runs[k]) for k in ("model", "e2e", "naive", "encoder"))  # best of the repeats
+
+    def fmt(value: float) -> str:
+        return f"{value:.3g}"
+
+    def spread(key: str) -> str:
+        return f"  (runs: {', '.join(fmt(v) for v in runs[key])})" if args.repeat > 1 else ""
+
+    print(f"end-to-end fps:   {fmt(e2e):>8}{spread('e2e')}")
+    print(f"model-only fps:   {fmt(model):>8}{spread('model')}")
+    print(f"encoder-only fps: {fmt(encoder):>8}{spread('encoder')}")
+    limit, limit_name = min((model, "model-only"), (encoder, "encoder-only"))
+    print(f"ratio:            {e2e / model:8.2f}  (end-to-end / model-only)")
+    print(f"vs the limit:     {e2e / limit:8.2f}  (end-to-end / {limit_name}, the lower of the two)")
+    print(f"naive loop fps:   {fmt(naive):>8}  (end-to-end is {e2e / naive:.2f}x){spread('naive')}")
+
+
+def report_memory(args: argparse.Namespace) -> None:
+    """Peak host memory of one large frame upscaled with tiles, measured in a fresh process."""
+    child = [sys.executable, __file__, "--memory-child", "--model", args.model, "--device", args.device,
+             "--precision", args.precision, "--memory-size", args.memory_size]
+    if args.batch_size is not None:
+        child += ["--batch-size", str(args.batch_size)]
+    if args.tile is not None:
+        child += ["--tile", str(args.tile)]
+    result = subprocess.run(child, capture_output=True, text=True, check=True)
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"4K x4 with tiles: {stats['input'][0]}x{stats['input'][1]} -> {stats['output'][0]}x{stats['output'][1]}, "
+          f"tile {stats['tile']}, {stats['seconds']} s, peak host memory {stats['peak_rss_mib']} MiB")
 
 
 def main() -> None:
@@ -257,42 +298,10 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs"
           + (f", {torch.cuda.get_device_name(translator.device)}" if translator.device.type == "cuda" else ""))
 
-    runs: dict[str, list[float]] = {"model": [], "e2e": [], "naive": [], "encoder": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.repeat):  # interleaved, so a busy moment on a shared machine hits all three
-            runs["model"].append(model_only_fps(translator, frames))
-            runs["e2e"].append(end_to_end_fps(translator, clip, count, Path(tmp) / "e2e.mp4", args))
-            runs["naive"].append(naive_fps(translator, clip, count, Path(tmp) / "naive.mp4", args, ffmpeg))
-            runs["encoder"].append(encoder_only_fps(frames, translator.scale, Path(tmp) / "enc.mp4", args, ffmpeg))
-    model, e2e, naive, encoder = (max(runs[k]) for k in ("model", "e2e", "naive", "encoder"))  # best of the repeats
-
-    def fmt(value: float) -> str:
-        return f"{value:.3g}"
-
-    def spread(key: str) -> str:
-        return f"  (runs: {', '.join(fmt(v) for v in runs[key])})" if args.repeat > 1 else ""
-
-    print(f"end-to-end fps:   {fmt(e2e):>8}{spread('e2e')}")
-    print(f"model-only fps:   {fmt(model):>8}{spread('model')}")
-    print(f"encoder-only fps: {fmt(encoder):>8}{spread('encoder')}")
-    limit, limit_name = min((model, "model-only"), (encoder, "encoder-only"))
-    print(f"ratio:            {e2e / model:8.2f}  (end-to-end / model-only)")
-    print(f"vs the limit:     {e2e / limit:8.2f}  (end-to-end / {limit_name}, the lower of the two)")
-    print(f"naive loop fps:   {fmt(naive):>8}  (end-to-end is {e2e / naive:.2f}x){spread('naive')}")
-
+    measure_video(translator, clip, frames, args, ffmpeg)
     report_flops(translator, name, args)
-
     if not args.skip_memory:
-        child = [sys.executable, __file__, "--memory-child", "--model", args.model, "--device", args.device,
-                 "--precision", args.precision, "--memory-size", args.memory_size]
-        if args.batch_size is not None:
-            child += ["--batch-size", str(args.batch_size)]
-        if args.tile is not None:
-            child += ["--tile", str(args.tile)]
-        result = subprocess.run(child, capture_output=True, text=True, check=True)
-        stats = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"4K x4 with tiles: {stats['input'][0]}x{stats['input'][1]} -> {stats['output'][0]}x{stats['output'][1]}, "
-              f"tile {stats['tile']}, {stats['seconds']} s, peak host memory {stats['peak_rss_mib']} MiB")
+        report_memory(args)
 
 
 if __name__ == "__main__":

@@ -170,11 +170,12 @@ def test_upscale_command_defaults_to_x4_and_shows_progress(tree, tmp_path, sr_fr
 
 
 def test_cli_option_mistakes_are_one_line_errors(tree, tmp_path, sr_from_file):
-    result = run("upscale", tree, tmp_path / "o", "--tile", "16", "--tile-overlap", "12", code=1)
-    assert "Error:" in result.output and "overlap" in result.output and "Traceback" not in result.output
+    # A wrong option value exits with the usage status 2; a problem with the files with 1.
+    result = run("upscale", tree, tmp_path / "o", "--tile", "16", "--tile-overlap", "12", code=2)
+    assert "Error:" in result.output and "--tile-overlap" in result.output and "Traceback" not in result.output
     result = run("translate", "--model", "m", tree, tree / "out", code=1)
     assert "inside the input folder" in result.output
-    result = run("translate", "--model", "m", tree, tmp_path / "o2", "--ext", "gif", code=1)
+    result = run("translate", "--model", "m", tree, tmp_path / "o2", "--ext", "gif", code=2)
     assert "not supported" in result.output
 
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from i2i.cli import main
 from i2i.data.io import read_image, write_image
-from i2i.inference import video as video_module
+from i2i.inference import video_io
 from i2i.inference.ffmpeg import find_ffmpeg
 from i2i.inference.translator import Translator
-from i2i.inference.video import VideoError, parse_position, translate_frames, translate_video
+from i2i.inference.video import VideoError, VideoOptions, parse_position, translate_frames, translate_video
 from test_folder import sr_from_file  # noqa: F401 - fixture
 from test_translator import photo, tiny_resnet, tiny_sr
 
@@ -160,7 +160,7 @@ def test_real_clip_keeps_frames_rate_audio_and_order_as_h264(
 
 
 def test_without_ffmpeg_opencv_writes_the_video_and_warns_that_audio_is_dropped(clip, tmp_path, sr_from_file, monkeypatch):
-    monkeypatch.setattr(video_module, "find_ffmpeg", lambda *a: None)
+    monkeypatch.setattr(video_io, "find_ffmpeg", lambda *a: None)  # the lookup lives in video_io
     out = tmp_path / "out.mp4"
     result = run("video", clip, out, "-m", "x2")
     assert "Warning: no ffmpeg binary found" in result.output and "audio is dropped" in result.output
@@ -189,7 +189,7 @@ def test_bad_inputs_give_a_clear_error_and_write_nothing(tmp_path, clip, sr_from
         assert "Traceback" not in result.output
     result = run("video", clip, out, "-m", "x2", "--start", "20", code=1)
     assert "only 12 frames" in result.output
-    result = run("video", clip, out, "-m", "x2", "--start", "5", "--end", "5", code=1)
+    result = run("video", clip, out, "-m", "x2", "--start", "5", "--end", "5", code=2)  # a wrong option value
     assert "range is empty" in result.output
     # An MP4 cut short before its index is written cannot be opened at all.
     data = clip.read_bytes()
@@ -216,9 +216,9 @@ def test_a_truncated_stream_is_an_error_not_a_short_video(clip, tmp_path, sr_fro
 
 @needs_ffmpeg
 def test_devices_split_the_range_and_join_losslessly_in_order(clip, tmp_path):
-    single = translate_video(tiny_sr(), clip, tmp_path / "one.mp4", preset="ultrafast", progress=False)
-    parts = translate_video([tiny_sr(), tiny_sr(), tiny_sr()], clip, tmp_path / "three.mp4", preset="ultrafast",
-                            progress=False)
+    options = VideoOptions(preset="ultrafast", progress=False)
+    single = translate_video(tiny_sr(), clip, tmp_path / "one.mp4", options)
+    parts = translate_video([tiny_sr(), tiny_sr(), tiny_sr()], clip, tmp_path / "three.mp4", options)
     assert single.frames == parts.frames == 12
     joined, reference = decode(tmp_path / "three.mp4"), decode(tmp_path / "one.mp4")
     assert len(joined) == 12
@@ -270,7 +270,7 @@ def test_frame_folder_to_folder_keeps_names_and_resumes(frames, tmp_path, sr_fro
 
 
 def test_frame_folder_split_across_devices_writes_every_frame_once(frames, tmp_path):
-    report = translate_frames([tiny_sr(), tiny_sr()], frames, tmp_path / "up", progress=False)
+    report = translate_frames([tiny_sr(), tiny_sr()], frames, tmp_path / "up", VideoOptions(progress=False))
     assert len(report.written) == 12 and not report.failed
     assert [p.name for p in report.written] == [f"f_{i}.png" for i in range(1, 13)]  # reported in frame order
 
@@ -278,7 +278,7 @@ def test_frame_folder_split_across_devices_writes_every_frame_once(frames, tmp_p
 @needs_ffmpeg
 def test_frame_folder_to_video_in_numeric_order_with_red_first(frames, tmp_path, sr_from_file):
     out = tmp_path / "out.mp4"
-    assert "--fps" in run("video", frames, out, "-m", "x2", code=1).output
+    assert "--fps" in run("video", frames, out, "-m", "x2", code=2).output  # a missing option: usage status
     result = run("video", frames, out, "-m", "x2", "--fps", "12", "--preset", "ultrafast")
     assert "12 frames, 64x48, 12.000 fps" in result.output and "no audio" in result.output
     decoded = decode(out)
@@ -294,7 +294,8 @@ def test_odd_output_sizes_are_padded_to_even_for_h264(tmp_path):
     folder = tmp_path / "odd"
     for i in range(3):
         write_image(folder / f"{i}.png", photo(25, 33))
-    report = translate_frames(tiny_resnet(), folder, tmp_path / "odd.mp4", fps=10, preset="ultrafast", progress=False)
+    options = VideoOptions(fps=10, preset="ultrafast", progress=False)
+    report = translate_frames(tiny_resnet(), folder, tmp_path / "odd.mp4", options)
     assert report.frames == 3 and any("even" in note for note in report.notes)
     assert "34x26" in video_stream(ffmpeg_info(tmp_path / "odd.mp4"))
 
@@ -303,7 +304,7 @@ def test_frames_of_different_sizes_cannot_make_a_video(tmp_path):
     write_image(tmp_path / "f" / "1.png", photo(16, 16))
     write_image(tmp_path / "f" / "2.png", photo(16, 20))
     with pytest.raises(VideoError, match="same size"), pytest.warns(RuntimeWarning, match="OpenCV"):
-        translate_frames(tiny_sr(), tmp_path / "f", tmp_path / "x.mp4", fps=5, progress=False, ffmpeg=None)
+        translate_frames(tiny_sr(), tmp_path / "f", tmp_path / "x.mp4", VideoOptions(fps=5, progress=False, ffmpeg=None))
     assert not (tmp_path / "x.mp4").exists()
 
 
@@ -312,7 +313,7 @@ def test_frames_of_different_sizes_cannot_make_a_video(tmp_path):
 @needs_ffmpeg
 def test_cuda_video_with_fp16_batches(clip, tmp_path):
     translator = tiny_sr(batch_size=8).to_device("cuda")
-    report = translate_video(translator, clip, tmp_path / "gpu.mp4", preset="ultrafast", progress=False)
+    report = translate_video(translator, clip, tmp_path / "gpu.mp4", VideoOptions(preset="ultrafast", progress=False))
     assert report.frames == 12
     assert_same_frames_in_order(decode(tmp_path / "gpu.mp4"), decode(clip), scale=2)
 
@@ -327,11 +328,12 @@ def test_subtitles_are_kept_and_audio_mp4_cannot_hold_is_converted_with_a_note(c
          "-map", "0:v", "-map", "1:a", "-map", "2:s", "-c:v", "copy", "-c:a", "pcm_s16le", "-c:s", "srt", str(source)],
         check=True,
     )
-    mp4 = translate_video(tiny_sr(), source, tmp_path / "out.mp4", preset="ultrafast", progress=False)
+    options = VideoOptions(preset="ultrafast", progress=False)
+    mp4 = translate_video(tiny_sr(), source, tmp_path / "out.mp4", options)
     info = ffmpeg_info(tmp_path / "out.mp4")
     assert re.search(r"Audio: aac", info) and re.search(r"Subtitle: mov_text", info)
     assert mp4.frames == 12 and any("pcm_s16le" in note and "AAC" in note for note in mp4.notes)
-    mkv = translate_video(tiny_sr(), source, tmp_path / "out.mkv", preset="ultrafast", progress=False)
+    mkv = translate_video(tiny_sr(), source, tmp_path / "out.mkv", options)
     info = ffmpeg_info(tmp_path / "out.mkv")
     assert re.search(r"Audio: pcm_s16le", info) and re.search(r"Subtitle: subrip", info)  # copied as they are
     assert mkv.frames == 12 and not mkv.notes

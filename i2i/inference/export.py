@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo, load_generator
+from i2i.errors import UsageError
 from i2i.files import atomic_write_bytes
 
 __all__ = ["EXPORT_FORMATS", "PaddedGenerator", "export_generator", "default_export_path"]
@@ -67,7 +68,7 @@ def export_generator(
     width are then marked dynamic.
     """
     if format not in EXPORT_FORMATS:
-        raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+        raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
     if model is None or info is None:
         if model_path is None:
             raise ValueError("give a model file, or both model and info")
@@ -79,7 +80,10 @@ def export_generator(
     side = max(multiple, 32) + (multiple // 2 if multiple > 1 else 1)  # not a multiple: the pad is traced
     example = torch.rand(1, in_channels, side, side + 1) * (info.value_range[1] - info.value_range[0]) + info.value_range[0]
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"cannot write {str(output)!r}: a file is in the way of its folder; choose another --output") from None
     with warnings.catch_warnings(), torch.no_grad():
         # Tracing warns about Python-level shape checks and about the exporters' deprecations;
         # the checks are constant for padded inputs and the result is tested against eager mode.

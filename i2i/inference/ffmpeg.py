@@ -31,7 +31,7 @@ def find_ffmpeg(explicit: str | os.PathLike | None = None) -> str | None:
     if explicit:
         found = shutil.which(str(explicit))
         if found is None:
-            raise ValueError(f"ffmpeg binary {str(explicit)!r} does not exist or is not executable.")
+            raise VideoError(f"ffmpeg binary {str(explicit)!r} does not exist or is not executable; fix --ffmpeg (or I2I_FFMPEG).")
         return found
     env = os.environ.get("I2I_FFMPEG")
     if env:
@@ -199,7 +199,7 @@ class FfmpegWriter:
         self.path = Path(path)
         extension = (extension or self.path.suffix).lower()
         if extension not in _MUXERS:
-            raise ValueError(f"cannot write video {str(path)!r}: use one of {', '.join(_MUXERS)}")
+            raise VideoError(f"cannot write video {str(path)!r}: use one of {', '.join(_MUXERS)}")
         self.width, self.height = width, height
         self.even_width, self.even_height = width + width % 2, height + height % 2
         self.frames = 0
@@ -226,7 +226,7 @@ class FfmpegWriter:
     def write(self, frame: np.ndarray) -> None:
         """Append one ``(height, width, 3)`` uint8 RGB frame."""
         if frame.shape[:2] != (self.height, self.width):
-            raise ValueError(
+            raise VideoError(
                 f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, but the video is {self.width}x{self.height}; "
                 "every frame must have the same size"
             )

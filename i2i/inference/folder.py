@@ -20,14 +20,16 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from i2i.data.io import IMAGE_EXTENSIONS, is_image_file, list_images, read_image, write_image
+from i2i.errors import DataError, UsageError
 from i2i.inference.pipeline import BoundedPool, Prefetcher, ordered_map
-from i2i.inference.translator import Translator, usable_cores
+from i2i.inference.runner import usable_cores
+from i2i.inference.translator import Translator
 
 __all__ = ["FolderReport", "plan_outputs", "translate_path", "translate_pairs", "natural_key"]
 
@@ -62,7 +64,7 @@ def _normalise_ext(ext: str | None) -> str | None:
         return None
     ext = ext if ext.startswith(".") else "." + ext
     if ext.lower() not in IMAGE_EXTENSIONS:
-        raise ValueError(f"Output format {ext!r} is not supported; use one of {', '.join(IMAGE_EXTENSIONS)}.")
+        raise UsageError(f"Output format {ext!r} is not supported; use one of {', '.join(IMAGE_EXTENSIONS)}.")
     return ext
 
 
@@ -76,7 +78,10 @@ def plan_outputs(
     recursive: bool = True,
     natural_order: bool = False,
 ) -> list[tuple[Path, Path]]:
-    """Pairs (input file, output file). Raises ValueError when an output would hit an input.
+    """Pairs (input file, output file).
+
+    Raises :class:`~i2i.errors.DataError` for a missing input, a folder without images and an output
+    that would hit an input, and :class:`~i2i.errors.UsageError` for an unsupported ``ext``.
 
     ``input_path`` is an image file or a folder (searched recursively unless ``recursive=False``).
     For a folder, ``output_path`` is a folder that mirrors it; for a file, ``output_path`` is the
@@ -84,7 +89,7 @@ def plan_outputs(
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.exists():
-        raise ValueError(f"Input {str(input_path)!r} does not exist.")
+        raise DataError(f"Input {str(input_path)!r} does not exist.")
     ext = _normalise_ext(ext)
 
     def target(rel: Path) -> Path:
@@ -92,40 +97,49 @@ def plan_outputs(
 
     if input_path.is_file():
         if not is_image_file(input_path):
-            raise ValueError(f"Input {str(input_path)!r} is not an image file ({', '.join(IMAGE_EXTENSIONS)}).")
+            raise DataError(f"Input {str(input_path)!r} is not an image file ({', '.join(IMAGE_EXTENSIONS)}).")
         out = output_path if output_path.suffix.lower() in IMAGE_EXTENSIONS else output_path / target(Path(input_path.name))
         pairs = [(input_path, out)]
     else:
-        if output_path.suffix.lower() in IMAGE_EXTENSIONS and not output_path.is_dir():
-            raise ValueError(
-                f"Input {str(input_path)!r} is a folder, so the output must be a folder too, not the image "
-                f"file name {str(output_path)!r}."
-            )
-        inside = _inside(output_path, input_path)
-        if inside and not allow_inside_input:
-            raise ValueError(
-                f"Output folder {str(output_path)!r} is inside the input folder {str(input_path)!r}; "
-                "choose an output folder outside it (or pass --allow-inside-input to write there on purpose)."
-            )
-        sources = list_images(input_path, recursive=recursive)
-        if inside and output_path.resolve() != input_path.resolve():
-            sources = [p for p in sources if not _inside(p, output_path)]  # earlier outputs are not inputs
-        if natural_order:
-            sources = sorted(sources, key=lambda p: natural_key(p.relative_to(input_path)))
-        pairs = [(p, output_path / target(p.relative_to(input_path))) for p in sources]
-        if inside:
-            # With outputs next to inputs, a file that is this run's output is never also an input.
-            outputs = {dst.resolve() for _, dst in pairs}
-            pairs = [(src, dst) for src, dst in pairs if src.resolve() not in outputs or src.resolve() == dst.resolve()]
-        if not pairs:
-            raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {str(input_path)!r}.")
+        pairs = _folder_pairs(input_path, output_path, target, allow_inside_input, recursive, natural_order)
     inputs = {src.resolve() for src, _ in pairs}
     for src, dst in pairs:
         if dst.resolve() in inputs:
             what = "the input" if dst.resolve() == src.resolve() else f"the input {str(dst)!r}"
-            raise ValueError(
+            raise DataError(
                 f"Output {str(dst)!r} would overwrite {what}; choose another output folder, --suffix or --ext."
             )
+    return pairs
+
+
+def _folder_pairs(
+    input_path: Path, output_path: Path, target: Callable[[Path], Path], allow_inside_input: bool, recursive: bool,
+    natural_order: bool,
+) -> list[tuple[Path, Path]]:
+    """The pairs of a folder input; see :func:`plan_outputs`."""
+    if output_path.suffix.lower() in IMAGE_EXTENSIONS and not output_path.is_dir():
+        raise DataError(
+            f"Input {str(input_path)!r} is a folder, so the output must be a folder too, not the image "
+            f"file name {str(output_path)!r}."
+        )
+    inside = _inside(output_path, input_path)
+    if inside and not allow_inside_input:
+        raise DataError(
+            f"Output folder {str(output_path)!r} is inside the input folder {str(input_path)!r}; "
+            "choose an output folder outside it (or pass --allow-inside-input to write there on purpose)."
+        )
+    sources = list_images(input_path, recursive=recursive)
+    if inside and output_path.resolve() != input_path.resolve():
+        sources = [p for p in sources if not _inside(p, output_path)]  # earlier outputs are not inputs
+    if natural_order:
+        sources = sorted(sources, key=lambda p: natural_key(p.relative_to(input_path)))
+    pairs = [(p, output_path / target(p.relative_to(input_path))) for p in sources]
+    if inside:
+        # With outputs next to inputs, a file that is this run's output is never also an input.
+        outputs = {dst.resolve() for _, dst in pairs}
+        pairs = [(src, dst) for src, dst in pairs if src.resolve() not in outputs or src.resolve() == dst.resolve()]
+    if not pairs:
+        raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {str(input_path)!r}.")
     return pairs
 
 
@@ -143,6 +157,66 @@ def _load(pair: tuple[Path, Path]) -> _Loaded:
         return _Loaded(src, dst, read_image(src))
     except (ValueError, OSError) as exc:
         return _Loaded(src, dst, error=str(exc))
+
+
+class _FolderRun:
+    """One run of :func:`translate_pairs`: batches to the translator, writes to a thread pool, a
+    shared report and progress bar."""
+
+    def __init__(self, translator: Translator, report: FolderReport, *, quality: int | None, writers: int,
+                 prefetch: int, bar: tqdm) -> None:
+        self.translator, self.report, self.quality, self.bar = translator, report, quality, bar
+        self.lock = threading.Lock()
+        self.pool = BoundedPool(writers, prefetch, name="i2i-write")
+
+    def fail(self, src: Path, reason: str) -> None:
+        with self.lock:
+            self.report.failed.append((src, reason))
+            self.bar.update()
+
+    def save(self, src: Path, dst: Path, image: np.ndarray) -> None:
+        try:
+            write_image(dst, image, quality=self.quality)
+        except (ValueError, OSError) as exc:
+            self.fail(src, f"cannot write {str(dst)!r}: {exc}")
+            return
+        with self.lock:
+            self.report.written.append(dst)
+            self.bar.update()
+
+    def flush(self, items: list[_Loaded]) -> None:
+        try:
+            outputs = self.translator.translate_images([item.image for item in items])
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the folder
+            if len(items) > 1:  # find the culprit: translate one at a time
+                for item in items:
+                    self.flush([item])
+                return
+            self.fail(items[0].src, f"translation failed: {type(exc).__name__}: {exc}")
+            return
+        for item, output in zip(items, outputs):
+            self.pool.submit(self.save, item.src, item.dst, output)
+
+    def run(self, loaded: Iterable[_Loaded]) -> None:
+        """Translate runs of same-size images as batches; every output is written before returning."""
+        try:
+            batch: list[_Loaded] = []
+            for item in loaded:
+                if item.image is None:
+                    self.fail(item.src, item.error)
+                    continue
+                key = (item.image.shape, item.image.dtype)
+                if batch and (key != (batch[0].image.shape, batch[0].image.dtype)
+                              or len(batch) >= self.translator.batch_size):
+                    self.flush(batch)
+                    batch = []
+                batch.append(item)
+            if batch:
+                self.flush(batch)
+        finally:
+            self.pool.close()  # every translated image is written (atomically) before returning
 
 
 def translate_pairs(
@@ -175,58 +249,10 @@ def translate_pairs(
     readers = readers or max(1, min(4, cores))
     writers = writers or max(1, min(4, cores))
     prefetch = prefetch or max(4, 2 * translator.batch_size)
-    lock = threading.Lock()
-    bar = tqdm(total=len(todo), disable=not progress, unit="img", desc=desc, dynamic_ncols=True)
-
-    def fail(src: Path, reason: str) -> None:
-        with lock:
-            report.failed.append((src, reason))
-            bar.update()
-
-    def save(src: Path, dst: Path, image: np.ndarray) -> None:
-        try:
-            write_image(dst, image, quality=quality)
-        except (ValueError, OSError) as exc:
-            fail(src, f"cannot write {str(dst)!r}: {exc}")
-            return
-        with lock:
-            report.written.append(dst)
-            bar.update()
-
-    pool = BoundedPool(writers, prefetch, name="i2i-write")
-
-    def flush(items: list[_Loaded]) -> None:
-        try:
-            outputs = translator.translate_images([item.image for item in items])
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the folder
-            if len(items) > 1:  # find the culprit: translate one at a time
-                for item in items:
-                    flush([item])
-                return
-            fail(items[0].src, f"translation failed: {type(exc).__name__}: {exc}")
-            return
-        for item, output in zip(items, outputs):
-            pool.submit(save, item.src, item.dst, output)
-
-    try:
+    with tqdm(total=len(todo), disable=not progress, unit="img", desc=desc, dynamic_ncols=True) as bar:
+        run = _FolderRun(translator, report, quality=quality, writers=writers, prefetch=prefetch, bar=bar)
         with Prefetcher(ordered_map(_load, todo, workers=readers, window=prefetch), prefetch, name="i2i-read") as loaded:
-            batch: list[_Loaded] = []
-            for item in loaded:
-                if item.image is None:
-                    fail(item.src, item.error)
-                    continue
-                key = (item.image.shape, item.image.dtype)
-                if batch and (key != (batch[0].image.shape, batch[0].image.dtype) or len(batch) >= translator.batch_size):
-                    flush(batch)
-                    batch = []
-                batch.append(item)
-            if batch:
-                flush(batch)
-    finally:
-        pool.close()  # every translated image is written (atomically) before returning
-        bar.close()
+            run.run(loaded)
     # Threads finish in any order; report in the input order.
     out_order = {dst: i for i, (_, dst) in enumerate(pairs)}
     in_order = {src: i for i, (src, _) in enumerate(pairs)}

@@ -3,7 +3,7 @@
 The main thread runs inference; a :class:`Prefetcher` reads ahead in a background thread and a
 :class:`Consumer` (or a :class:`BoundedPool`) writes behind it. Every queue is bounded, so memory
 stays flat however long the input is, and an error in any thread stops the others and is raised
-in the main thread.
+in the main thread. :func:`run_parts` runs independent parts (one per device) side by side.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
-__all__ = ["Prefetcher", "Consumer", "BoundedPool", "ordered_map"]
+__all__ = ["Prefetcher", "Consumer", "BoundedPool", "ordered_map", "run_parts", "PartStopped"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -187,3 +187,45 @@ class BoundedPool:
 
     def close(self, *, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+class PartStopped(Exception):
+    """Raised by a part that stopped early because another part failed (see :func:`run_parts`)."""
+
+
+def run_parts(count: int, work: Callable[[int, threading.Event], R], *, name: str = "i2i-part") -> list[R]:
+    """``[work(0, stop), ..., work(count - 1, stop)]``, each part in its own thread (inline for one).
+
+    The first error sets ``stop`` (parts check it and end early, raising :class:`PartStopped`),
+    every thread is joined, and that error is raised here. Ctrl-C in the caller sets ``stop`` too
+    and waits for the parts to clean up.
+    """
+    stop = threading.Event()
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            results[k] = work(k, stop)
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised in the caller
+            stop.set()
+            errors.append(exc)
+
+    if count == 1:
+        run(0)
+    else:
+        threads = [threading.Thread(target=run, args=(k,), name=f"{name}{k}", daemon=True) for k in range(count)]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException:  # Ctrl-C: let every part stop and clean up
+            stop.set()
+            for thread in threads:
+                thread.join()
+            raise
+    if errors:
+        first = [e for e in errors if not isinstance(e, PartStopped)]
+        raise (first or errors)[0]
+    return results

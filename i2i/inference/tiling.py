@@ -12,16 +12,17 @@ the untiled one:
   Pixels that are far from every inner tile edge come from exactly one tile. The image's own
   borders are never feathered.
 
-Everything here works in plain numbers and CPU tensors; the translator decides what goes to the
-device.
+Everything here works in plain numbers, host arrays and CPU tensors; :func:`blend_tiles` is handed
+the function that runs tiles on the device (:mod:`i2i.inference.runner`).
 """
 from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
-__all__ = ["tile_starts", "feather_ramp", "feather_weights", "RowBlender"]
+__all__ = ["tile_starts", "feather_ramp", "feather_weights", "RowBlender", "blend_tiles"]
 
 
 def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
@@ -108,3 +109,77 @@ class RowBlender:
             self.band[:, :keep] = source if n >= keep else source.clone()  # disjoint slices need no copy
         self.band[:, keep:].zero_()
         self.base += n
+
+
+def _ramps(length: int, tile: int, starts: list[int], overlap: int, scale: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One ramp per tile along an axis, in output pixels, and their sum (the blend's divisor)."""
+    ramps = [feather_ramp(tile * scale, overlap * scale, start > 0, start + tile < length) for start in starts]
+    total = torch.zeros(length * scale)
+    for start, ramp in zip(starts, ramps):
+        total[start * scale : (start + tile) * scale] += ramp
+    return ramps, total
+
+
+class _Output:
+    """The host output image, filled band by band as :class:`RowBlender` releases rows."""
+
+    def __init__(self, height: int, width: int, dtype: np.dtype, to_levels: Callable[[torch.Tensor], np.ndarray]) -> None:
+        self.height, self.width, self.dtype = height, width, dtype
+        self.to_levels = to_levels
+        self.array: np.ndarray | None = None
+
+    def emit(self, first: int, rows: torch.Tensor) -> None:
+        rows = rows[:, : max(0, self.height - first), : self.width]  # the padding is cropped here
+        if rows.shape[1] == 0:
+            return
+        levels = self.to_levels(rows)
+        if self.array is None:
+            self.array = np.empty((self.height, self.width, levels.shape[2]), self.dtype)
+        self.array[first : first + levels.shape[0]] = levels
+
+
+def blend_tiles(
+    padded: np.ndarray,
+    size: tuple[int, int],
+    *,
+    tile: int,
+    overlap: int,
+    multiple: int,
+    scale: int,
+    per_step: int,
+    forward: Callable[[np.ndarray], torch.Tensor],
+    to_levels: Callable[[torch.Tensor], np.ndarray],
+) -> np.ndarray:
+    """One padded ``(Hp, Wp, C)`` image through tiles -> the ``scale * size`` output, same dtype.
+
+    ``forward`` takes ``per_step`` tiles ``(n, t, t, C)`` and returns their outputs as float32 CPU
+    tensors ``(n, C_out, scale*t, scale*t)``; ``to_levels`` turns blended rows ``(C_out, rows, W)``
+    into ``(rows, W, C_out)`` integers. The frame and the blend stay on the host, a band of rows at
+    a time. Call it inside ``torch.inference_mode()`` when ``forward`` returns inference tensors.
+    """
+    hp, wp = padded.shape[:2]
+    s = scale
+    overlap = min(overlap, tile // 2)
+    th, tw = min(tile, hp), min(tile, wp)
+    ys = tile_starts(hp, th, overlap, multiple)
+    xs = tile_starts(wp, tw, overlap, multiple)
+    row_ramps, row_total = _ramps(hp, th, ys, overlap, s)
+    column_ramps, column_total = _ramps(wp, tw, xs, overlap, s)
+    out = _Output(size[0] * s, size[1] * s, padded.dtype, to_levels)
+    blender: RowBlender | None = None
+    positions = list(enumerate(xs))
+    for row, y in enumerate(ys):
+        if blender is not None:
+            blender.release(y * s, out.emit)
+        for start in range(0, len(positions), per_step):
+            chunk = positions[start : start + per_step]
+            outputs = forward(np.stack([padded[y : y + th, x : x + tw] for _, x in chunk]))
+            if blender is None:
+                blender = RowBlender(outputs.shape[1], th * s, row_total, column_total)
+            for (column, x), output in zip(chunk, outputs):
+                blender.add(output, row_ramps[row], column_ramps[column], y * s, x * s)
+            del outputs
+    assert blender is not None
+    blender.release(None, out.emit)
+    assert out.array is not None
+    return out.array

@@ -1,0 +1,107 @@
+"""The image adapter: what a generator sees and what comes back, in channels, alpha and bit depth.
+
+**Channels.** The image's colour part is converted to the generator's input channels (gray is
+repeated to RGB for a 3-channel generator, RGB becomes BT.601 luma for a 1-channel one); the output
+has the generator's output channels, so a 1-channel generator gives gray out. Alpha (RGBA, or gray
++ alpha) is split off, carried through untouched and, for SR, resized to the output with bilinear
+interpolation (:func:`~i2i.imageops.merge_alpha`).
+
+**Levels.** uint8 and uint16 host arrays become float tensors in the generator's value range on the
+device, and come back as integers of the same dtype (all 16 bits go through the network as floats).
+The conversion back to integers happens on the device, so only a quarter of the bytes travel back.
+
+Nothing here knows about memory, tiles or precision.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from i2i.checkpoint import GeneratorInfo
+from i2i.errors import DataError
+from i2i.imageops import MAX_VALUE, convert_channels, merge_alpha, split_alpha
+
+__all__ = ["ImageAdapter", "check_image"]
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """An image array a caller passed, as ``(H, W, C)`` with C in 1-4; raises DataError when unusable."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy image array (H, W, C), got {type(image).__name__}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise DataError(f"expected an image (H, W) or (H, W, C) with C in 1-4, got shape {tuple(image.shape)}")
+    if image.dtype not in MAX_VALUE:
+        raise DataError(f"expected a uint8 or uint16 image, got dtype {image.dtype}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise DataError(f"the image is empty, shape {tuple(image.shape)}")
+    return image
+
+
+@dataclass(frozen=True)
+class ImageAdapter:
+    """Host images <-> device tensors for one generator.
+
+    Args:
+        in_channels, out_channels: the generator's channels (1 or 3).
+        value_range: the generator's value range, e.g. ``(-1.0, 1.0)`` or ``(0.0, 1.0)``.
+    """
+
+    in_channels: int = 3
+    out_channels: int = 3
+    value_range: tuple[float, float] = (-1.0, 1.0)
+
+    @classmethod
+    def for_generator(cls, info: GeneratorInfo) -> "ImageAdapter":
+        """The adapter a generator's description asks for."""
+        return cls(
+            in_channels=int(info.kwargs.get("in_channels", 3)),
+            out_channels=int(info.kwargs.get("out_channels", 3)),
+            value_range=(float(info.value_range[0]), float(info.value_range[1])),
+        )
+
+    # ------------------------------------------------------------------ channels and alpha
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """An image -> ``(colour with the generator's input channels, alpha or None)``."""
+        colour, alpha = split_alpha(check_image(image))
+        return np.ascontiguousarray(convert_channels(colour, self.in_channels)), alpha
+
+    @staticmethod
+    def finish(output: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+        """The generator's output with the input's alpha put back (resized when the scale changed it)."""
+        if alpha is None:
+            return output
+        return merge_alpha(output, alpha, resize=alpha.shape[:2] != output.shape[:2])
+
+    # ------------------------------------------------------------------ levels
+
+    def to_device(self, batch: np.ndarray, device: torch.device) -> torch.Tensor:
+        """``(B, H, W, C)`` uint8/uint16 on the host -> ``(B, C, H, W)`` float32 on ``device``."""
+        max_value = MAX_VALUE[batch.dtype]
+        if not batch.flags.writeable:  # torch.from_numpy wants a writable array
+            batch = batch.copy()
+        host = torch.from_numpy(batch if batch.dtype == np.uint8 else batch.astype(np.int32))
+        x = host.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+        low, high = self.value_range
+        return x.mul_((high - low) / max_value).add_(low)
+
+    @torch.inference_mode()
+    def to_levels(self, y: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+        """``(B, C, H, W)`` float in the value range -> ``(B, H, W, C)`` integers of ``dtype`` (host).
+
+        Values are clamped and rounded to the nearest level; NaN becomes black. Works in place on
+        ``y`` (a tensor the caller owns) and converts to integers on the device.
+        """
+        max_value = MAX_VALUE[np.dtype(dtype)]
+        low, high = self.value_range
+        y = y.float()
+        if low:
+            y = y.sub_(low)
+        y = y.mul_(max_value / (high - low)).nan_to_num_(nan=0.0).clamp_(0, max_value).round_()
+        if np.dtype(dtype) == np.uint8:
+            return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        return y.to(torch.int32).permute(0, 2, 3, 1).contiguous().cpu().numpy().astype(np.uint16)

@@ -1,0 +1,217 @@
+"""The runner: a generator on one device, at one precision, over batches and tiles.
+
+**Precision.** ``precision="auto"`` is fp16 autocast on CUDA and fp32 elsewhere
+(:func:`i2i.device.resolve_precision` with ``training=False``); ``"bf16"``, ``"fp16"`` and
+``"fp32"`` force one. When a half-precision output contains NaN or inf the batch is recomputed in
+fp32, a warning is issued and fp32 is kept from then on.
+
+**Batches and memory.** :meth:`Runner.run` sends a batch of same-size images whole or as tiles, as
+the :class:`~i2i.inference.planner.MemoryPlanner` decides; an out-of-memory error asks the planner
+for a smaller plan and retries the same batch.
+
+**Speed.** ``channels_last`` defaults to on; ``compile=True`` wraps the model in ``torch.compile``.
+On the CPU the runner uses every core the process may run on and keeps freed host memory for reuse
+(:mod:`i2i.host_memory`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from i2i.device import resolve_precision
+from i2i.errors import ModelError
+from i2i.host_memory import keep_freed_host_memory
+from i2i.imageops import pad_image, padded_size
+from i2i.inference.adapter import ImageAdapter
+from i2i.inference.planner import MIN_SIDE, MemoryPlanner, Plan
+from i2i.inference.tiling import blend_tiles
+
+__all__ = ["Runner", "is_out_of_memory", "usable_cores", "use_cpu_cores"]
+
+_HALF_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA and host out-of-memory errors."""
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+    )
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def use_cpu_cores(num_threads: int | None, host_memory_cache: bool) -> None:
+    """Let torch use ``num_threads`` (default: every usable core) and, optionally, keep freed host memory."""
+    threads = num_threads or usable_cores()
+    if num_threads or torch.get_num_threads() < threads:
+        torch.set_num_threads(threads)
+    if host_memory_cache:
+        keep_freed_host_memory()
+
+
+class Runner:
+    """``model`` in eval mode on ``device``, run at ``precision``.
+
+    ``module`` is the plain module (probes, copies, export); ``model`` is what runs (the compiled
+    module when ``compile`` is set) and may be replaced, e.g. by a wrapper that records calls.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        adapter: ImageAdapter,
+        *,
+        device: torch.device,
+        scale: int = 1,
+        precision: str = "auto",
+        batch_size: int | None = None,
+        channels_last: bool | None = None,
+        compile: bool | str = False,
+    ) -> None:
+        self.device = device
+        self.adapter = adapter
+        self.scale = int(scale)
+        self.size_multiple = int(getattr(model, "size_multiple", 1) or 1)
+        self.amp_dtype: torch.dtype | None = resolve_precision(precision, device, training=False)
+        self.batch_size = batch_size or (4 if device.type == "cuda" else 1)
+        self.channels_last = True if channels_last is None else bool(channels_last)
+        module = model.eval().to(device)
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
+        if compile:
+            backend = compile if isinstance(compile, str) else "inductor"
+            self.model: nn.Module = torch.compile(module, backend=backend)
+        else:
+            self.model = module
+
+    # ------------------------------------------------------------------ one forward pass
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the model on a padded float32 batch on the device; returns float32 on the device."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            with self.autocast():
+                y = self.model(x)
+            y = y.float()
+            if self.amp_dtype is not None and not bool(torch.isfinite(y).all()):
+                warnings.warn(
+                    f"{_HALF_NAMES[self.amp_dtype]} inference produced NaN or inf values; switching to fp32 for "
+                    "this and every following image (use --precision fp32 to start in fp32).",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self.amp_dtype = None
+                y = self.model(x).float()
+        expected = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
+        if tuple(y.shape[-2:]) != expected:
+            raise ModelError(
+                f"the generator returned {y.shape[-2]}x{y.shape[-1]} for a {x.shape[-2]}x{x.shape[-1]} input, "
+                f"but its description says scale {self.scale} ({expected[0]}x{expected[1]}); the generator "
+                "file's scale is wrong"
+            )
+        return y
+
+    def peak_bytes(self, side: int) -> int:
+        """Device memory a forward pass of one ``side`` x ``side`` input uses.
+
+        On CUDA the peak allocation of a probe pass is measured; elsewhere it is the sum of every
+        layer's output size, an upper bound since most intermediate tensors are freed early.
+        """
+        x = torch.zeros(1, self.adapter.in_channels, side, side, device=self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            with torch.inference_mode(), self.autocast():
+                self.module(x)
+            return torch.cuda.max_memory_allocated(self.device) - base
+        total = [0]
+
+        def count(_module: nn.Module, _inputs: tuple, output: object) -> None:
+            if isinstance(output, torch.Tensor):
+                total[0] += output.numel() * output.element_size()
+
+        leaves = [m for m in self.module.modules() if not list(m.children())]
+        handles = [m.register_forward_hook(count) for m in leaves]
+        try:
+            with torch.inference_mode(), self.autocast():
+                self.module(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return total[0]
+
+    # ------------------------------------------------------------------ batches
+
+    def run(self, batch: np.ndarray, planner: MemoryPlanner) -> np.ndarray:
+        """``(B, H, W, C_in)`` uint8/uint16 -> ``(B, sH, sW, C_out)`` of the same dtype.
+
+        Whole or in tiles as ``planner`` decides; after an out-of-memory error the planner lowers
+        the batch or the tile size and the same batch is tried again.
+        """
+        b, h, w = batch.shape[:3]
+        hp, wp = (padded_size(side, self.size_multiple, MIN_SIDE) for side in (h, w))
+        while True:
+            plan = planner.plan(b, hp, wp)
+            try:
+                if plan.tile is None:
+                    parts = [self.run_whole(batch[i : i + plan.per_step]) for i in range(0, b, plan.per_step)]
+                    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+                if b == 1:  # no stacking copy of what may be a very large output
+                    return self.run_tiled(batch[0], plan)[None]
+                return np.stack([self.run_tiled(image, plan) for image in batch])
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+                if not is_out_of_memory(exc):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                planner.shrink(plan, hp, wp)
+
+    @torch.inference_mode()
+    def run_whole(self, batch: np.ndarray) -> np.ndarray:
+        """Same-size images in one pass."""
+        h, w = batch.shape[1:3]
+        x = self.adapter.to_device(pad_image(batch, self.size_multiple, MIN_SIDE), self.device)
+        y = self.forward(x)[..., : h * self.scale, : w * self.scale]
+        return self.adapter.to_levels(y, batch.dtype)
+
+    @torch.inference_mode()
+    def run_tiled(self, image: np.ndarray, plan: Plan) -> np.ndarray:
+        """One ``(H, W, C)`` image through tiles; the frame and the blend stay on the host."""
+        assert plan.tile is not None
+        return blend_tiles(
+            pad_image(image, self.size_multiple, MIN_SIDE),
+            image.shape[:2],
+            tile=plan.tile,
+            overlap=plan.overlap,
+            multiple=self.size_multiple,
+            scale=self.scale,
+            per_step=plan.per_step,
+            forward=lambda tiles: self.forward(self.adapter.to_device(tiles, self.device)).cpu(),
+            to_levels=lambda rows: self.adapter.to_levels(rows[None], image.dtype)[0],
+        )

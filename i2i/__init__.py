@@ -31,7 +31,7 @@ _EXPORTS = {
     "read_image": "i2i.data.io",
     "write_image": "i2i.data.io",
     "Trainer": "i2i.trainer",
-    "load_config": "i2i.config",
+    "load_config": "i2i.trainer",  # the tasks must be registered to parse a config
     "I2IError": "i2i.errors",
     "UsageError": "i2i.errors",
     "ConfigError": "i2i.errors",

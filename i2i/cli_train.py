@@ -13,7 +13,7 @@ from i2i.cli_common import CONTEXT, user_errors
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.max_steps=100.")
 @click.option("--resume", type=click.Path(exists=True, path_type=Path), help="Run folder or checkpoint file to continue.")
 @click.option("--init-from", metavar="MODEL", help="Start the generator from a trained file, run folder or bundled name (x4).")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--dry-run", is_flag=True, help="Check the config, device and data folder, print the resolved config and exit; writes nothing.")
 @user_errors
 def train(config: str | None, overrides: tuple[str, ...], resume: Path | None, init_from: str | None, dry_run: bool) -> None:
     """Train with CONFIG, a YAML file or a built-in recipe name (see `i2i recipes`).
@@ -28,21 +28,33 @@ def train(config: str | None, overrides: tuple[str, ...], resume: Path | None, i
       i2i train configs/pix2pix_finetune.yaml --init-from latest_net_G.pth --set data.root=my_pairs
       torchrun --nproc_per_node 4 -m i2i.cli train configs/pix2pix_facades.yaml
     """
+    import i2i.tasks  # noqa: F401  (registers the tasks, so the config's task section parses)
     from i2i.config import dump_config, load_config
+    from i2i.errors import UsageError
     from i2i.recipes import resolve_config_path
-    from i2i.trainer import Trainer
 
     if init_from:
         overrides = (*overrides, f"task.init_from={init_from}")
-    if resume is not None:
-        trainer = Trainer(resume=resume, overrides=overrides)
-    elif config is None:
-        raise click.UsageError("Give a CONFIG (file or recipe name), or --resume RUN.")
-    else:
-        trainer = Trainer(load_config(resolve_config_path(config), overrides))
+    if resume is None and config is None:
+        raise UsageError("Give a CONFIG (file or recipe name), or --resume RUN.")
+    from i2i.training.preflight import check_run
+
     if dry_run:
-        click.echo(dump_config(trainer.config), nl=False)
+        from i2i.training.checkpointing import load_resume
+
+        run_config = load_resume(resume, overrides)[1] if resume is not None else load_config(resolve_config_path(config), overrides)
+        check_run(run_config)
+        click.echo(dump_config(run_config), nl=False)
         return
+
+    from i2i.trainer import Trainer
+
+    if resume is not None:
+        trainer = Trainer(resume=resume, overrides=overrides)  # fit() checks the data root first
+    else:
+        run_config = load_config(resolve_config_path(config), overrides)
+        check_run(run_config)  # before any process group, host-memory setting or run folder
+        trainer = Trainer(run_config)
     run_dir = trainer.fit()
     if trainer.is_main:
         click.echo(f"Run folder: {run_dir}")

@@ -3,6 +3,11 @@
 A run config has five sections: ``task`` (the recipe and its hyperparameters; its type depends on
 ``task.name``), ``data``, ``train``, ``schedule`` and ``seed``. Unknown keys raise
 :class:`ConfigError` listing the valid ones, and ``--set a.b=c`` overrides any key.
+
+The ``task`` section's class comes from a small registry: each task module calls
+:func:`register_task` with its :class:`TaskConfig` subclass when it is imported. This module never
+imports the tasks; the entry points that parse run configs (the trainer, ``i2i train``) import
+:mod:`i2i.tasks` first, which fills the table.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import yaml
 
@@ -20,6 +25,12 @@ from i2i.errors import ConfigError
 
 __all__ = [
     "ConfigError",
+    "TaskConfig",
+    "register_task",
+    "registered_tasks",
+    "task_config_class",
+    "check_choice",
+    "upgrade_saved_config",
     "DataConfig",
     "TrainConfig",
     "ScheduleConfig",
@@ -33,6 +44,53 @@ __all__ = [
 ]
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The ``task`` section: the base of every task's hyperparameters.
+
+    A task's subclass adds its fields (``name`` keeps its place first) and overrides
+    :meth:`validate` for checks beyond types: choices, model arguments, combinations.
+    ``renamed_keys`` maps keys an older i2i accepted to their new names: a config that still uses
+    one is refused with the new name, and :meth:`upgrade_saved` rewrites them in configs stored in
+    older checkpoints, so old runs resume.
+    """
+
+    name: str = ""
+    renamed_keys: ClassVar[Mapping[str, str]] = {}
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first key whose value cannot work."""
+
+    @classmethod
+    def upgrade_saved(cls, raw: dict) -> dict:
+        """A raw ``task`` section from an older checkpoint, with renamed keys mapped."""
+        return raw
+
+
+_TASK_CONFIGS: dict[str, type[TaskConfig]] = {}
+
+
+def register_task(name: str, config_class: type[TaskConfig]) -> None:
+    """Make ``task.name: <name>`` parse into ``config_class``; task modules call this on import."""
+    if _TASK_CONFIGS.get(name, config_class) is not config_class:
+        raise RuntimeError(f"task {name!r} is registered twice")
+    _TASK_CONFIGS[name] = config_class
+
+
+def registered_tasks() -> list[str]:
+    """Task names in registration order (import :mod:`i2i.tasks` for the built-in ones)."""
+    return list(_TASK_CONFIGS)
+
+
+def task_config_class(name: Any) -> type[TaskConfig]:
+    """The config class of the task ``name``; unknown names list the registered ones."""
+    if not _TASK_CONFIGS:
+        # A program bug, not a user mistake: the entry point forgot the import that fills the table.
+        raise RuntimeError("No tasks are registered; import i2i.tasks before parsing a run config.")
+    check_choice("task.name", name, tuple(_TASK_CONFIGS))
+    return _TASK_CONFIGS[name]
 
 
 @dataclass(frozen=True)
@@ -105,16 +163,17 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    task: Any
+    task: TaskConfig
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     seed: int = 0
 
 
-def _choices(name: str, value: str, valid: tuple[str, ...]) -> None:
+def check_choice(name: str, value: Any, valid: tuple[str, ...] | list[str]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``valid``, naming the key ``name``."""
     if value not in valid:
-        close = difflib.get_close_matches(str(value), valid, n=1)
+        close = difflib.get_close_matches(str(value), list(valid), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{name} is {value!r}; expected one of {', '.join(valid)}.{hint}")
 
@@ -175,9 +234,15 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]
+        prefix = f"{where}." if where else ""
+        renamed = getattr(cls, "renamed_keys", {})
+        if key in renamed:
+            raise ConfigError(
+                f"{prefix}{key} is now called {prefix}{renamed[key]}; rename it in the config "
+                f"(or use --set {prefix}{renamed[key]}=VALUE)."
+            )
         close = difflib.get_close_matches(str(key), list(fields), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        prefix = f"{where}." if where else ""
         raise ConfigError(
             f"Unknown config key {prefix}{key}.{hint} Valid keys{' in ' + where if where else ''}: "
             f"{', '.join(fields)}."
@@ -230,17 +295,14 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
 
 
 def parse_config(raw: Mapping) -> RunConfig:
-    """Validate a raw dict into a :class:`RunConfig`."""
-    from i2i.tasks import TASKS
-
+    """Validate a raw dict into a :class:`RunConfig` (the task's class from the task registry)."""
     raw = dict(raw or {})
     task_raw = raw.get("task")
     if isinstance(task_raw, str):
         task_raw = {"name": task_raw}
     if not isinstance(task_raw, Mapping) or "name" not in task_raw:
-        raise ConfigError(f"The config needs a task section with a name, one of: {', '.join(TASKS)}.")
-    _choices("task.name", task_raw["name"], tuple(TASKS))
-    task_config_cls = TASKS[task_raw["name"]].config_class
+        raise ConfigError(f"The config needs a task section with a name, one of: {', '.join(registered_tasks())}.")
+    task_config_cls = task_config_class(task_raw["name"])
     unknown = [k for k in raw if k not in ("task", "data", "train", "schedule", "seed")]
     if unknown:
         raise ConfigError(
@@ -257,14 +319,27 @@ def parse_config(raw: Mapping) -> RunConfig:
     return config
 
 
+def upgrade_saved_config(raw: Mapping) -> dict:
+    """A raw run config stored by an older i2i, with the task's renamed keys mapped to today's.
+
+    Only configs read back from checkpoints go through this; a YAML file with an old key is
+    refused with the new name instead.
+    """
+    raw = dict(raw or {})
+    task_raw = raw.get("task")
+    if isinstance(task_raw, Mapping) and task_raw.get("name") in _TASK_CONFIGS:
+        raw["task"] = _TASK_CONFIGS[task_raw["name"]].upgrade_saved(dict(task_raw))
+    return raw
+
+
 def validate(config: RunConfig) -> None:
     d, t, s = config.data, config.train, config.schedule
-    _choices("data.layout", d.layout, ("auto", "aligned", "folders"))
-    _choices("data.direction", d.direction, ("AtoB", "BtoA"))
-    _choices("data.preprocess", d.preprocess, PREPROCESS_MODES)
-    _choices("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16"))
-    _choices("schedule.policy", s.policy, ("linear", "step", "cosine", "constant"))
-    _choices("schedule.unit", s.unit, ("epoch", "step"))
+    check_choice("data.layout", d.layout, ("auto", "aligned", "folders"))
+    check_choice("data.direction", d.direction, ("AtoB", "BtoA"))
+    check_choice("data.preprocess", d.preprocess, PREPROCESS_MODES)
+    check_choice("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16"))
+    check_choice("schedule.policy", s.policy, ("linear", "step", "cosine", "constant"))
+    check_choice("schedule.unit", s.unit, ("epoch", "step"))
     if d.batch_size < 1:
         raise ConfigError(f"data.batch_size is {d.batch_size}; it must be at least 1.")
     if d.crop_size > d.load_size and d.preprocess in ("resize_and_crop", "scale_width_and_crop"):
@@ -276,6 +351,7 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"train.ema_decay is {t.ema_decay}; use 0 (off) or a value in (0, 1) such as 0.999.")
     if t.epochs == 0 and t.max_steps == 0 and s.policy != "linear":
         raise ConfigError("Set train.epochs or train.max_steps: only the linear schedule implies a length.")
+    config.task.validate()
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -26,7 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from i2i.errors import ModelError, UsageError
+
 __all__ = [
+    "MissingWeightsError",
     "GAN_MODES",
     "check_gan_mode",
     "discriminator_loss",
@@ -49,10 +52,16 @@ __all__ = [
 GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
 
 
+class MissingWeightsError(ModelError, FileNotFoundError):
+    """A feature network's weights file is not on disk (nothing is downloaded); the message says
+    which file to put where. Also a ``FileNotFoundError``, as callers of the loss functions expect."""
+
+
 def check_gan_mode(mode: str) -> str:
-    """Return ``mode`` if it is one of :data:`GAN_MODES`, else raise ``ValueError`` listing them."""
+    """Return ``mode`` if it is one of :data:`GAN_MODES`, else raise :class:`~i2i.errors.UsageError`
+    (a ``ValueError``) listing them."""
     if mode not in GAN_MODES:
-        raise ValueError(f"Unknown GAN mode {mode!r}; expected one of {', '.join(GAN_MODES)}.")
+        raise UsageError(f"Unknown GAN mode {mode!r}; expected one of {', '.join(GAN_MODES)}.")
     return mode
 
 
@@ -130,7 +139,7 @@ PIXEL_CRITERIA = ("l1", "mse")
 def pixel_loss(pred: Tensor, target: Tensor, criterion: str = "l1") -> Tensor:
     """Mean ``l1`` or ``mse`` between same-shape tensors, in float32."""
     if criterion not in PIXEL_CRITERIA:
-        raise ValueError(f"Unknown criterion {criterion!r}; expected one of {', '.join(PIXEL_CRITERIA)}.")
+        raise UsageError(f"Unknown criterion {criterion!r}; expected one of {', '.join(PIXEL_CRITERIA)}.")
     if criterion == "l1":
         return F.l1_loss(pred.float(), target.float())
     return F.mse_loss(pred.float(), target.float())
@@ -184,10 +193,11 @@ def vgg19_features(layer: str = "conv5_4", weights: str | os.PathLike | None = N
     ``weights`` is a torchvision VGG19 state_dict file (``vgg19-dcbb9e9d.pth``); by default the
     copy in torchvision's cache (:func:`default_vgg19_weights_path`). Only the ``features.N``
     tensors up to ``layer`` are read, so a file holding just those works too. Nothing is
-    downloaded: a missing file raises ``FileNotFoundError`` saying which file to put where.
+    downloaded: a missing file raises :class:`MissingWeightsError` (a ``FileNotFoundError``) saying
+    which file to put where; an unreadable or incomplete one :class:`~i2i.errors.ModelError`.
     """
     if layer not in VGG19_LAYERS:
-        raise ValueError(f"Unknown VGG19 layer {layer!r}; expected one of {', '.join(VGG19_LAYERS)}.")
+        raise UsageError(f"Unknown VGG19 layer {layer!r}; expected one of {', '.join(VGG19_LAYERS)}.")
     path = Path(weights) if weights else default_vgg19_weights_path()
     if not path.is_file():
         where = (
@@ -195,7 +205,7 @@ def vgg19_features(layer: str = "conv5_4", weights: str | os.PathLike | None = N
             if not weights
             else str(path)
         )
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"The perceptual loss needs torchvision's VGG19 ImageNet weights, {VGG19_WEIGHTS_FILE}, and "
             f"i2i never downloads during training. Download {VGG19_WEIGHTS_URL} and place it at {where}, "
             f"or point task.vgg_weights at your copy (or set task.lambda_perceptual: 0)."
@@ -205,11 +215,11 @@ def vgg19_features(layer: str = "conv5_4", weights: str | os.PathLike | None = N
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        raise ValueError(f"{path} is not a readable VGG19 weights file ({type(exc).__name__}: {exc}).") from exc
+        raise ModelError(f"{path} is not a readable VGG19 weights file ({type(exc).__name__}: {exc}).") from exc
     wanted = {f"features.{k}": k for k in stack.state_dict()}
     missing = [k for k in wanted if k not in state]
     if missing:
-        raise ValueError(
+        raise ModelError(
             f"{path} does not hold torchvision VGG19 weights up to {layer}: missing {', '.join(missing[:4])}. "
             f"Expected torchvision's {VGG19_WEIGHTS_FILE}."
         )
@@ -264,7 +274,7 @@ class PerceptualLoss(nn.Module):
     ) -> None:
         super().__init__()
         if criterion not in PIXEL_CRITERIA:
-            raise ValueError(f"Unknown criterion {criterion!r}; expected one of {', '.join(PIXEL_CRITERIA)}.")
+            raise UsageError(f"Unknown criterion {criterion!r}; expected one of {', '.join(PIXEL_CRITERIA)}.")
         if feature_network is None:
             feature_network = vgg19_features(layer, weights)
         feature_network.requires_grad_(False)

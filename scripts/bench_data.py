@@ -33,6 +33,7 @@ from i2i.config import parse_config
 from i2i.data.demo import load_demo_photos, make_paired_demo, make_unpaired_demo
 from i2i.data.io import write_image
 from i2i.trainer import Trainer
+from i2i.training.data import build_loader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perf_utils import synchronize  # noqa: E402
@@ -62,7 +63,9 @@ def measure(task: str, root: Path, data: dict, *, batch: int, workers: int, batc
     trainer = Trainer(parse_config(raw))
     task_obj = trainer.setup_task()
     dataset = task_obj.build_dataset(trainer.config.data.train_split, train=True)
-    loader, sampler = trainer._build_loader(dataset, train=True)
+    loader, sampler = build_loader(
+        dataset, trainer.config, train=True, rank=trainer.rank, world_size=trainer.world_size, device=trainer.device
+    )
 
     def batches_forever():
         epoch = 0
@@ -82,7 +85,7 @@ def measure(task: str, root: Path, data: dict, *, batch: int, workers: int, batc
         for _ in range(batches):
             item = next(stream)
             if full:
-                item = task_obj.augment(trainer._to_device(item), train=True)
+                item = task_obj.augment(trainer.to_device(item), train=True)
                 synchronize(trainer.device)
             images += item["b"].shape[0]
         figures.append(images / (time.perf_counter() - start))

@@ -99,10 +99,12 @@ def bench(
     if trainer.config.train.channels_last and dev.type == "cuda":
         batch_data = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch_data.items()}
 
+    context = trainer.context
+
     def step() -> None:
-        with trainer.autocast():
+        with context.autocast():
             task_obj.train_step(batch_data)
-        trainer.scaler.update()
+        context.end_iteration()
 
     for _ in range(warmup):
         step()

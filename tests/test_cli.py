@@ -64,15 +64,17 @@ def test_models_lists_the_architectures():
 
 
 def test_train_dry_run_prints_the_resolved_config(tmp_path):
+    # The data root must exist now: a dry run checks it, as a real run does before building models.
+    (tmp_path / "data").mkdir()
     out = run(
-        "train", "pix2pix_demo", "--set", "data.root=elsewhere", "--set", "task.lambda_l1=50",
-        "--set", f"train.output_dir={tmp_path}", "--dry-run",
+        "train", "pix2pix_demo", "--set", f"data.root={tmp_path / 'data'}", "--set", "task.lambda_l1=50",
+        "--set", f"train.output_dir={tmp_path / 'runs'}", "--dry-run",
     ).output
     resolved = yaml.safe_load(out)
-    assert resolved["data"]["root"] == "elsewhere"
+    assert resolved["data"]["root"] == str(tmp_path / "data")
     assert resolved["task"]["lambda_l1"] == 50.0
     assert resolved["task"]["generator"]["name"] == "unet_128"
-    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # a dry run writes nothing
 
 
 def test_user_mistakes_give_one_line_errors_without_traceback(tmp_path):

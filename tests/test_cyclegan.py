@@ -20,6 +20,8 @@ from i2i.data.io import read_image, write_image
 from i2i.metrics import frechet_distance, load_inception
 from i2i.tasks.cyclegan import ImagePool
 from i2i.trainer import Trainer
+from i2i.training.data import first_items
+from i2i.training.samples import write_samples
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_cycle_loss_falls_and_both_directions_translate(unpaired, tmp_path):
     (_, info_a), (_, info_b) = load_generator(trainer.run_dir / "G_A.safetensors"), load_generator(trainer.run_dir / "G_B.safetensors")
     assert (info_a.direction, info_b.direction) == ("AtoB", "BtoA") and info_a.task == "cyclegan"
     # The sample grid has a row group per direction: 2 val items x 2 groups = 4 rows.
-    trainer._save_samples(trainer._validation_sample_batch(count=2))
+    write_samples(trainer, first_items(trainer.val_loader, count=2))
     (grid_path,) = sorted((trainer.run_dir / "samples").glob("*.png"))[-1:]
     assert read_image(grid_path).shape[:2] == (4 * 32, 3 * 32)
 
@@ -168,7 +170,7 @@ def test_recipes_parse():
     from i2i.recipes import resolve_config_path
 
     paper = load_config(resolve_config_path("cyclegan_horse2zebra"))
-    assert paper.task.gan_mode == "lsgan" and paper.task.lambda_A == 10 and paper.task.pool_size == 50
+    assert paper.task.gan_mode == "lsgan" and paper.task.lambda_cycle == 10 and paper.task.pool_size == 50
     assert (paper.schedule.n_epochs, paper.schedule.n_epochs_decay) == (100, 100)
     assert load_config(resolve_config_path("cyclegan_demo")).task.generator["name"] == "resnet_6blocks"
 
@@ -178,3 +180,19 @@ def test_a_generator_file_refuses_the_other_direction(unpaired, tmp_path):
     assert load_generator(trainer.run_dir / "G_B.safetensors", direction="BtoA")[1].direction == "BtoA"
     with pytest.raises(ValueError, match="translates AtoB, not BtoA"):
         load_generator(trainer.run_dir / "G_A.safetensors", direction="BtoA")
+
+
+def test_a_run_saved_with_the_old_cycle_weight_keys_resumes(unpaired, tmp_path):
+    # Checkpoints written before lambda_A/lambda_B became lambda_cycle hold the old keys.
+    from i2i.checkpoint import save_training_state
+
+    trainer = _fit(tiny_cyclegan(unpaired, tmp_path, max_steps=2))
+    latest = trainer.run_dir / "checkpoints" / "latest.pt"
+    state = load_training_state(latest)
+    raw = yaml.safe_load(state["config"])
+    weight = raw["task"].pop("lambda_cycle")
+    raw["task"].update(lambda_A=weight, lambda_B=weight)
+    save_training_state(latest, {**state, "config": yaml.safe_dump(raw, sort_keys=False)})
+    resumed = Trainer(resume=trainer.run_dir, overrides=("train.max_steps=3",))
+    resumed.fit()
+    assert resumed.step == 3 and resumed.config.task.lambda_cycle == weight

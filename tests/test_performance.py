@@ -54,8 +54,8 @@ def _two_steps(demo_data, tmp_path, fused: bool) -> Trainer:
 def test_fused_adam_is_the_default_and_matches_the_per_parameter_loop(demo_data, tmp_path):
     fused = _two_steps(demo_data, tmp_path / "fused", True)
     plain = _two_steps(demo_data, tmp_path / "plain", False)
-    assert all(g["fused"] for opt in fused.optimizers.values() for g in opt.param_groups)
-    assert not any(g["fused"] or g["foreach"] for opt in plain.optimizers.values() for g in opt.param_groups)
+    assert all(g["fused"] for opt in fused.task.optimizers.values() for g in opt.param_groups)
+    assert not any(g["fused"] or g["foreach"] for opt in plain.task.optimizers.values() for g in opt.param_groups)
     assert parse_config({"task": {"name": "pix2pix"}}).train.fused_optimizer
     untrained = Trainer(parse_config(tiny_pix2pix(demo_data / "edges2photo", tmp_path / "init"))).setup_task()
     for name, net in fused.task.networks.items():
@@ -73,10 +73,11 @@ def test_resume_takes_the_optimizer_implementation_from_the_run_not_the_checkpoi
     resumed = Trainer(resume=plain.run_dir, overrides=("train.max_steps=3", "train.fused_optimizer=true"))
     resumed.fit()
     assert resumed.step == 3
-    assert all(g["fused"] for opt in resumed.optimizers.values() for g in opt.param_groups)
+    assert all(g["fused"] for opt in resumed.task.optimizers.values() for g in opt.param_groups)
     back = Trainer(resume=resumed.run_dir, overrides=("train.max_steps=4", "train.fused_optimizer=false"))
     back.fit()
-    assert not any(g["fused"] for opt in back.optimizers.values() for g in opt.param_groups)
+    assert not any(g["fused"] for opt in back.task.optimizers.values() for g in opt.param_groups)
     # The moments and step counts came through the switch.
-    state = back.optimizers["G"].state[back.optimizers["G"].param_groups[0]["params"][0]]
+    optimizer = back.task.optimizers["G"]
+    state = optimizer.state[optimizer.param_groups[0]["params"][0]]
     assert int(state["step"]) == 4 and state["exp_avg_sq"].abs().sum() > 0

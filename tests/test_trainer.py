@@ -15,6 +15,8 @@ from conftest import tiny_pix2pix
 from i2i.checkpoint import load_generator, load_training_state
 from i2i.config import ConfigError, parse_config
 from i2i.trainer import Trainer, TrainingError
+from i2i.training.hooks import Hook
+from i2i.training.schedule import lr_factor
 
 
 def _fit(raw: dict) -> Trainer:
@@ -74,17 +76,21 @@ def test_checkpoints_keep_last_k_and_refuse_to_overwrite_a_run(demo_data, tmp_pa
         Trainer(parse_config(raw))
 
 
+class SignalDuringStep(Hook):
+    """Sends SIGTERM while step ``number`` runs (before its train_step)."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def before_step(self, trainer: Trainer) -> None:
+        if trainer.step + 1 == self.number:
+            os.kill(os.getpid(), 15)
+
+
 def test_sigterm_saves_a_checkpoint_and_stops(demo_data, tmp_path):
     raw = tiny_pix2pix(demo_data / "edges2photo", tmp_path, max_steps=1000)
     trainer = Trainer(parse_config(raw))
-    original = trainer._update_ema
-
-    def update_then_signal():
-        original()
-        if trainer.step == 2:  # called before the step counter moves on: stop after step 3
-            os.kill(os.getpid(), 15)
-
-    trainer._update_ema = update_then_signal
+    trainer.register_hooks(SignalDuringStep(3))
     trainer.fit()
     assert trainer.step == 3
     state = load_training_state(trainer.run_dir / "checkpoints" / "latest.pt")
@@ -94,9 +100,8 @@ def test_sigterm_saves_a_checkpoint_and_stops(demo_data, tmp_path):
 def test_paper_schedule_is_constant_then_linear_decay(demo_data, tmp_path):
     raw = tiny_pix2pix(demo_data / "edges2photo", tmp_path, max_steps=6)
     raw["schedule"] = {"policy": "linear", "unit": "epoch", "n_epochs": 2, "n_epochs_decay": 2}
-    trainer = Trainer(parse_config(raw))
-    trainer.steps_per_epoch = 5
-    factors = [trainer.lr_factor(s) for s in range(0, 20, 5)]
+    schedule = parse_config(raw).schedule
+    factors = [lr_factor(schedule, s, steps_per_epoch=5, total_steps=20) for s in range(0, 20, 5)]
     assert factors == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3])
 
 

@@ -1,9 +1,10 @@
 """CycleGAN (Zhu et al., 2017): unpaired translation between domains A and B.
 
 Two generators (G_A: A -> B, G_B: B -> A) and two discriminators (D_A judges domain B, D_B judges
-domain A). Losses: GAN (LSGAN by default), cycle consistency lambda_A * |G_B(G_A(a)) - a| +
-lambda_B * |G_A(G_B(b)) - b|, and identity lambda_identity * (lambda_B * |G_A(b) - b| +
-lambda_A * |G_B(a) - a|). The discriminators see generated images through a history pool.
+domain A). Losses: GAN (LSGAN by default), cycle consistency lambda_cycle * (|G_B(G_A(a)) - a| +
+|G_A(G_B(b)) - b|), and identity lambda_cycle * lambda_identity * (|G_A(b) - b| + |G_B(a) - a|)
+(the identity weight is relative to the cycle weight, as in the paper's code). The discriminators
+see generated images through a history pool.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo
+from i2i.config import TaskConfig, register_task
 from i2i.data.augment import PairedAugment
 from i2i.data.datasets import UnalignedDataset
-from i2i.layers import init_weights
-from i2i.losses import check_gan_mode, discriminator_loss, generator_loss, gradient_penalty
+from i2i.errors import ConfigError
 from i2i.imageops import to_unit_range
+from i2i.losses import discriminator_loss, generator_loss, gradient_penalty
 from i2i.metrics import frechet_distance, load_inception
-from i2i.tasks.base import Task, set_requires_grad
-from i2i.tasks.pix2pix import build_network
+from i2i.tasks.base import Task, build_networks, check_common_options, check_network_section, set_requires_grad
 
 __all__ = ["CycleGAN", "CycleGANConfig", "ImagePool"]
 
@@ -32,12 +33,15 @@ DEFAULT_DISCRIMINATOR = {"name": "patchgan", "base_channels": 64, "n_layers": 3,
 
 
 @dataclass(frozen=True)
-class CycleGANConfig:
+class CycleGANConfig(TaskConfig):
     """CycleGAN hyperparameters; the defaults are the paper's.
 
-    ``in_channels`` are domain A's channels, ``out_channels`` domain B's. ``pool_size`` is the
-    history of generated images each discriminator draws from. ``fid_weights`` is an Inception v3
-    weights file for validation FID (default: torchvision's cache; FID is skipped without it).
+    ``in_channels`` are domain A's channels, ``out_channels`` domain B's. ``lambda_cycle`` weighs
+    both cycle-consistency terms; ``lambda_identity`` the identity terms, relative to
+    ``lambda_cycle`` (0 turns them off). All four networks are initialised with ``init_type`` /
+    ``init_gain``. ``pool_size`` is the history of generated images each discriminator draws from.
+    ``fid_weights`` is an Inception v3 weights file for validation FID (default: torchvision's
+    cache; FID is skipped without it).
     """
 
     name: str = "cyclegan"
@@ -48,8 +52,7 @@ class CycleGANConfig:
     init_type: str = "normal"
     init_gain: float = 0.02
     gan_mode: str = "lsgan"
-    lambda_A: float = 10.0
-    lambda_B: float = 10.0
+    lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
     lambda_gp: float = 10.0
     pool_size: int = 50
@@ -58,6 +61,44 @@ class CycleGANConfig:
     beta2: float = 0.999
     serial_batches: bool = False
     fid_weights: str = ""
+
+    #: The paper code's separate cycle weights, one weight here (``lambda_cycle``).
+    renamed_keys = {"lambda_A": "lambda_cycle", "lambda_B": "lambda_cycle"}
+
+    def validate(self) -> None:
+        check_common_options(self)
+        check_network_section(
+            "task.generator", self.generator, DEFAULT_GENERATOR,
+            fixed={"in_channels": "task.in_channels / out_channels", "out_channels": "task.out_channels / in_channels"},
+        )
+        check_network_section(
+            "task.discriminator", self.discriminator, DEFAULT_DISCRIMINATOR,
+            fixed={"in_channels": "task.in_channels / out_channels"},
+        )
+        if self.lambda_identity > 0 and self.in_channels != self.out_channels:
+            raise ConfigError(
+                f"The identity loss feeds domain B images ({self.out_channels} channels) into G_A, which takes "
+                f"{self.in_channels}; with different channel counts set task.lambda_identity=0."
+            )
+
+    @classmethod
+    def upgrade_saved(cls, raw: dict) -> dict:
+        """Runs saved before ``lambda_cycle`` hold ``lambda_A`` and ``lambda_B``: equal ones become
+        ``lambda_cycle``; different ones need the user to choose (``--set task.lambda_cycle=X``)."""
+        old = {k: raw.pop(k) for k in ("lambda_A", "lambda_B") if k in raw}
+        if not old or "lambda_cycle" in raw:
+            return raw
+        if len(set(old.values())) > 1:
+            raise ConfigError(
+                f"This run was saved with task.lambda_A={old.get('lambda_A')} and task.lambda_B="
+                f"{old.get('lambda_B')}; i2i now has one cycle weight, task.lambda_cycle. Resume with "
+                "--set task.lambda_cycle=VALUE to choose it."
+            )
+        raw["lambda_cycle"] = next(iter(old.values()))
+        return raw
+
+
+register_task("cyclegan", CycleGANConfig)
 
 
 class ImagePool:
@@ -100,21 +141,18 @@ class CycleGAN(Task):
         super().__init__(config)
         cfg: CycleGANConfig = config.task
         self.cfg = cfg
-        check_gan_mode(cfg.gan_mode)
-        if cfg.lambda_identity > 0 and cfg.in_channels != cfg.out_channels:
-            raise ValueError(
-                f"The identity loss feeds domain B images ({cfg.out_channels} channels) into G_A, which takes "
-                f"{cfg.in_channels}; with different channel counts set task.lambda_identity=0."
-            )
         ch_a, ch_b = cfg.in_channels, cfg.out_channels
-        self.networks = {
-            "G_A": build_network(cfg.generator, DEFAULT_GENERATOR, in_channels=ch_a, out_channels=ch_b),
-            "G_B": build_network(cfg.generator, DEFAULT_GENERATOR, in_channels=ch_b, out_channels=ch_a),
-            "D_A": build_network(cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=ch_b),
-            "D_B": build_network(cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=ch_a),
-        }
-        for network in self.networks.values():
-            init_weights(network, cfg.init_type, cfg.init_gain)
+        g, d = (cfg.generator, DEFAULT_GENERATOR), (cfg.discriminator, DEFAULT_DISCRIMINATOR)
+        self.networks = build_networks(
+            {
+                "G_A": (*g, {"in_channels": ch_a, "out_channels": ch_b}),
+                "G_B": (*g, {"in_channels": ch_b, "out_channels": ch_a}),
+                "D_A": (*d, {"in_channels": ch_b}),
+                "D_B": (*d, {"in_channels": ch_a}),
+            },
+            init_type=cfg.init_type,
+            init_gain=cfg.init_gain,
+        )
         self.pools = {"A": ImagePool(cfg.pool_size), "B": ImagePool(cfg.pool_size)}
         self.augmentation = PairedAugment.from_config(config.data, value_range=self.value_range, paired=False)
         self._fid: dict[str, list[torch.Tensor]] = {}
@@ -144,13 +182,12 @@ class CycleGAN(Task):
         generators = [*self.networks["G_A"].parameters(), *self.networks["G_B"].parameters()]
         discriminators = [*self.networks["D_A"].parameters(), *self.networks["D_B"].parameters()]
         return {
-            "G": self.trainer.adam(generators, lr=self.cfg.lr, betas=betas),
-            "D": self.trainer.adam(discriminators, lr=self.cfg.lr, betas=betas),
+            "G": self.make_adam(generators, lr=self.cfg.lr, betas=betas),
+            "D": self.make_adam(discriminators, lr=self.cfg.lr, betas=betas),
         }
 
-
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        trainer, cfg, nets, plain = self.trainer, self.cfg, self.nets, self.networks
+        cfg, nets, plain = self.cfg, self.train_networks, self.networks
         real_a, real_b = batch["a"], batch["b"]
         fake_b = nets["G_A"](real_a)
         rec_a = nets["G_B"](fake_b)
@@ -163,13 +200,15 @@ class CycleGAN(Task):
         losses = {
             "G_A": generator_loss(plain["D_A"](fake_b), cfg.gan_mode),
             "G_B": generator_loss(plain["D_B"](fake_a), cfg.gan_mode),
-            "cycle_A": F.l1_loss(rec_a.float(), real_a.float()) * cfg.lambda_A,
-            "cycle_B": F.l1_loss(rec_b.float(), real_b.float()) * cfg.lambda_B,
+            "cycle_A": F.l1_loss(rec_a.float(), real_a.float()) * cfg.lambda_cycle,
+            "cycle_B": F.l1_loss(rec_b.float(), real_b.float()) * cfg.lambda_cycle,
         }
         if cfg.lambda_identity > 0:
-            losses["idt_A"] = F.l1_loss(nets["G_A"](real_b).float(), real_b.float()) * cfg.lambda_B * cfg.lambda_identity
-            losses["idt_B"] = F.l1_loss(nets["G_B"](real_a).float(), real_a.float()) * cfg.lambda_A * cfg.lambda_identity
-        trainer.backward(sum(losses.values()), trainer.optimizers["G"])
+            idt_a = F.l1_loss(nets["G_A"](real_b).float(), real_b.float())
+            idt_b = F.l1_loss(nets["G_B"](real_a).float(), real_a.float())
+            losses["idt_A"] = idt_a * cfg.lambda_cycle * cfg.lambda_identity
+            losses["idt_B"] = idt_b * cfg.lambda_cycle * cfg.lambda_identity
+        self.step(sum(losses.values()), self.optimizers["G"])
 
         # Discriminators, on images drawn from the history pools.
         set_requires_grad([plain["D_A"], plain["D_B"]], True)
@@ -181,7 +220,7 @@ class CycleGAN(Task):
         if cfg.gan_mode == "wgangp":
             loss_d = loss_d + gradient_penalty(plain["D_A"], real_b, pooled_b, weight=cfg.lambda_gp)
             loss_d = loss_d + gradient_penalty(plain["D_B"], real_a, pooled_a, weight=cfg.lambda_gp)
-        trainer.backward(loss_d, trainer.optimizers["D"])
+        self.step(loss_d, self.optimizers["D"])
         return {k: v.detach() for k, v in losses.items()}
 
     @torch.no_grad()
@@ -221,8 +260,7 @@ class CycleGAN(Task):
                 self.fid_network = load_inception(self.cfg.fid_weights or None)
             except FileNotFoundError as exc:
                 self._fid_unavailable = str(exc)
-                if self.trainer is not None:
-                    self.trainer._print(f"FID skipped: {exc}")
+                self.print(f"FID skipped: {exc}")
                 return None
         if self.fid_network is not None:
             self.fid_network.to(device)

@@ -6,32 +6,32 @@ and either the real or the generated output. Loss: GAN + lambda_l1 * L1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo, load_generator
+from i2i.config import TaskConfig, register_task
 from i2i.data.augment import PairedAugment
 from i2i.data.datasets import PairedDataset
-from i2i.layers import init_weights
-from i2i.losses import check_gan_mode, discriminator_loss, generator_loss, gradient_penalty
-from i2i.models import create_model
-from i2i.tasks.base import Task, set_requires_grad
+from i2i.errors import ConfigError
+from i2i.losses import discriminator_loss, generator_loss, gradient_penalty
+from i2i.tasks.base import Task, build_network, check_common_options, check_network_section, set_requires_grad
 
-__all__ = ["Pix2Pix", "Pix2PixConfig", "build_network"]
+__all__ = ["Pix2Pix", "Pix2PixConfig"]
 
 DEFAULT_GENERATOR = {"name": "unet_256", "base_channels": 64, "norm": "batch", "dropout": True}
 DEFAULT_DISCRIMINATOR = {"name": "patchgan", "base_channels": 64, "n_layers": 3, "norm": "batch"}
 
 
 @dataclass(frozen=True)
-class Pix2PixConfig:
+class Pix2PixConfig(TaskConfig):
     """pix2pix hyperparameters; the defaults are the paper's.
 
     ``generator`` and ``discriminator`` name a registered model and its keyword arguments; keys
-    given in a config are merged over the defaults when the model name is unchanged.
+    given in a config are merged over the defaults when the model name is unchanged. Both are
+    initialised with ``init_type`` / ``init_gain`` (the paper's N(0, 0.02)).
     ``init_from`` starts the generator from a trained file (an i2i generator or an official
     pytorch-CycleGAN-and-pix2pix ``*_net_G.pth``); its architecture then comes from the file.
     ``freeze_encoder`` keeps the generator's encoder fixed while fine-tuning.
@@ -53,25 +53,41 @@ class Pix2PixConfig:
     init_from: str = ""
     freeze_encoder: bool = False
 
+    def validate(self) -> None:
+        check_common_options(self)
+        channels = {"in_channels": "task.in_channels", "out_channels": "task.out_channels"}
+        check_network_section("task.generator", self.generator, DEFAULT_GENERATOR, fixed=channels)
+        check_network_section(
+            "task.discriminator", self.discriminator, DEFAULT_DISCRIMINATOR,
+            fixed={"in_channels": "task.in_channels + task.out_channels"},
+        )
 
-def build_network(spec: dict, defaults: dict, **fixed: Any) -> nn.Module:
-    """Create a registered model from a config section merged over ``defaults``."""
-    spec = dict(spec)
-    if spec.get("name", defaults["name"]) == defaults["name"]:
-        spec = {**defaults, **spec}
-    name = spec.pop("name")
-    return create_model(name, **spec, **fixed)
+
+register_task("pix2pix", Pix2PixConfig)
 
 
 def generator_encoder(generator: nn.Module) -> nn.Module:
     """A generator's encoder (its ``encoder`` module), which fine-tuning may freeze."""
     encoder = getattr(generator, "encoder", None)
     if encoder is None:
-        raise ValueError(
+        raise ConfigError(
             f"task.freeze_encoder is set but {type(generator).__name__} has no encoder to freeze; "
             "use a U-Net or ResNet generator or set freeze_encoder: false."
         )
     return encoder
+
+
+def load_initial_generator(cfg: Pix2PixConfig) -> nn.Module:
+    """The generator of ``task.init_from``, checked against the configured channels."""
+    generator, info = load_generator(cfg.init_from)
+    generator.train()
+    channels = (info.kwargs.get("in_channels"), info.kwargs.get("out_channels"))
+    if channels != (cfg.in_channels, cfg.out_channels):
+        raise ConfigError(
+            f"task.init_from {cfg.init_from!r} maps {channels[0]} to {channels[1]} channels but the config "
+            f"asks for {cfg.in_channels} to {cfg.out_channels}; set task.in_channels/out_channels to match."
+        )
+    return generator
 
 
 class Pix2Pix(Task):
@@ -83,25 +99,16 @@ class Pix2Pix(Task):
         super().__init__(config)
         cfg: Pix2PixConfig = config.task
         self.cfg = cfg
-        check_gan_mode(cfg.gan_mode)
+        init = {"init_type": cfg.init_type, "init_gain": cfg.init_gain}
         if cfg.init_from:
-            generator, info = load_generator(cfg.init_from)
-            generator.train()
-            if (info.kwargs.get("in_channels"), info.kwargs.get("out_channels")) != (cfg.in_channels, cfg.out_channels):
-                raise ValueError(
-                    f"task.init_from {cfg.init_from!r} maps {info.kwargs.get('in_channels')} to "
-                    f"{info.kwargs.get('out_channels')} channels but the config asks for "
-                    f"{cfg.in_channels} to {cfg.out_channels}; set task.in_channels/out_channels to match."
-                )
+            generator = load_initial_generator(cfg)
         else:
             generator = build_network(
-                cfg.generator, DEFAULT_GENERATOR, in_channels=cfg.in_channels, out_channels=cfg.out_channels
+                cfg.generator, DEFAULT_GENERATOR, in_channels=cfg.in_channels, out_channels=cfg.out_channels, **init
             )
-            init_weights(generator, cfg.init_type, cfg.init_gain)
         discriminator = build_network(
-            cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=cfg.in_channels + cfg.out_channels
+            cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=cfg.in_channels + cfg.out_channels, **init
         )
-        init_weights(discriminator, cfg.init_type, cfg.init_gain)
         if cfg.freeze_encoder:
             set_requires_grad(generator_encoder(generator), False)
         self.networks = {"G": generator, "D": discriminator}
@@ -132,35 +139,32 @@ class Pix2Pix(Task):
         betas = (self.cfg.beta1, self.cfg.beta2)
         g_params = [p for p in self.networks["G"].parameters() if p.requires_grad]
         return {
-            "G": self.trainer.adam(g_params, lr=self.cfg.lr, betas=betas),
-            "D": self.trainer.adam(self.networks["D"].parameters(), lr=self.cfg.lr, betas=betas),
+            "G": self.make_adam(g_params, lr=self.cfg.lr, betas=betas),
+            "D": self.make_adam(self.networks["D"].parameters(), lr=self.cfg.lr, betas=betas),
         }
 
-
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        trainer, cfg = self.trainer, self.cfg
-        G, D = self.nets["G"], self.nets["D"]
-        optimizers = trainer.optimizers
+        cfg = self.cfg
+        G, D, plain_d = self.train_networks["G"], self.train_networks["D"], self.networks["D"]
         a, b = batch["a"], batch["b"]
         fake = G(a)
 
         # Discriminator first, on the detached output, as in the paper's code.
-        set_requires_grad(self.networks["D"], True)
+        set_requires_grad(plain_d, True)
         real_logits = D(torch.cat([a, b], 1))
         fake_logits = D(torch.cat([a, fake.detach()], 1))
         loss_d = discriminator_loss(real_logits, fake_logits, cfg.gan_mode)
         if cfg.gan_mode == "wgangp":
-            plain_d = self.networks["D"]
             loss_d = loss_d + gradient_penalty(
                 lambda x: plain_d(torch.cat([a, x], 1)), b, fake.detach(), weight=cfg.lambda_gp
             )
-        trainer.backward(loss_d, optimizers["D"])
+        self.step(loss_d, self.optimizers["D"])
 
         # Generator: the frozen discriminator runs unwrapped so DDP does not wait for its grads.
-        set_requires_grad(self.networks["D"], False)
-        loss_g_gan = generator_loss(self.networks["D"](torch.cat([a, fake], 1)), cfg.gan_mode)
+        set_requires_grad(plain_d, False)
+        loss_g_gan = generator_loss(plain_d(torch.cat([a, fake], 1)), cfg.gan_mode)
         loss_g_l1 = F.l1_loss(fake.float(), b.float()) * cfg.lambda_l1
-        trainer.backward(loss_g_gan + loss_g_l1, optimizers["G"])
+        self.step(loss_g_gan + loss_g_l1, self.optimizers["G"])
         return {
             "D": loss_d.detach(),
             "G_gan": loss_g_gan.detach(),

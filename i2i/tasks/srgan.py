@@ -13,32 +13,40 @@ Images are in [0, 1] (``value_range``). A batch's ``"a"`` is the LR input and ``
 target; with an HR-only folder the LR is made from each HR crop on the device
 (:class:`i2i.data.sr.SRAugment`). The shared PatchGAN is the default discriminator; the paper's
 VGG-style one is ``discriminator: {name: vgg_discriminator}``.
+
+Fresh networks start as the SR literature starts them (config defaults, applied by the one
+initialiser every task uses): the generator with SRResNet's scaled kaiming rule, the discriminator
+with N(0, 0.02) like the pix2pix family's.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo, load_generator
+from i2i.config import TaskConfig, check_choice, register_task
 from i2i.data.resize import RESIZE_METHODS
 from i2i.data.sr import SRAugment, SRDataset
-from i2i.layers import init_weights
+from i2i.errors import ConfigError
+from i2i.layers import INIT_TYPES
 from i2i.losses import (
+    GAN_MODES,
     PIXEL_CRITERIA,
     VGG19_LAYERS,
     PerceptualLoss,
-    check_gan_mode,
     discriminator_loss,
     generator_loss,
     gradient_penalty,
     pixel_loss,
     total_variation_loss,
 )
-from i2i.tasks.base import Task, set_requires_grad
-from i2i.tasks.pix2pix import build_network
+from i2i.models import model_signature
+from i2i.tasks.base import Task, build_network, check_network_section, network_arguments, set_requires_grad
+from i2i.tasks.context import TrainingContext
 
 __all__ = ["SRGAN", "SRGANConfig", "STAGES"]
 
@@ -48,7 +56,7 @@ DEFAULT_DISCRIMINATOR = {"name": "patchgan", "base_channels": 64, "n_layers": 3,
 
 
 @dataclass(frozen=True)
-class SRGANConfig:
+class SRGANConfig(TaskConfig):
     """SRGAN hyperparameters; the defaults are the paper's (SRResNet-MSE, then SRGAN-VGG54).
 
     ``scale`` is the upscaling factor (2, 3, 4 or 8). ``generator``/``discriminator`` name a
@@ -88,11 +96,52 @@ class SRGANConfig:
     degradation: str = "bicubic"
     quantize_lr: bool = True
     rotate: bool = True
+    generator_init_type: str = "scaled_kaiming"
+    generator_init_gain: Optional[float] = None
+    discriminator_init_type: str = "normal"
+    discriminator_init_gain: float = 0.02
+
+    def validate(self) -> None:
+        check_choice("task.stage", self.stage, STAGES)
+        check_choice("task.pixel_criterion", self.pixel_criterion, PIXEL_CRITERIA)
+        check_choice("task.perceptual_criterion", self.perceptual_criterion, PIXEL_CRITERIA)
+        check_choice("task.perceptual_layer", self.perceptual_layer, list(VGG19_LAYERS))
+        check_choice("task.degradation", self.degradation, RESIZE_METHODS)
+        check_choice("task.gan_mode", self.gan_mode, GAN_MODES)
+        check_choice("task.generator_init_type", self.generator_init_type, INIT_TYPES)
+        check_choice("task.discriminator_init_type", self.discriminator_init_type, INIT_TYPES)
+        check_network_section(
+            "task.generator", self.generator, DEFAULT_GENERATOR,
+            fixed={"scale": "task.scale", "in_channels": "task.in_channels", "out_channels": "task.in_channels"},
+        )
+        check_network_section(
+            "task.discriminator", self.discriminator, DEFAULT_DISCRIMINATOR, fixed={"in_channels": "task.in_channels"}
+        )
+
+    def generator_gain(self) -> float:
+        """``generator_init_gain``, or SRResNet's rule when it is empty."""
+        if self.generator_init_gain is not None:
+            return self.generator_init_gain
+        name, kwargs = network_arguments(self.generator, DEFAULT_GENERATOR)
+        norm = kwargs.get("norm", model_signature(name).get("norm"))
+        return 0.1 if norm == "none" else 1.0
 
 
-def _check(name: str, value: str, valid: tuple[str, ...] | list[str]) -> None:
-    if value not in valid:
-        raise ValueError(f"task.{name} is {value!r}; expected one of {', '.join(valid)}.")
+register_task("srgan", SRGANConfig)
+
+
+def load_initial_generator(cfg: SRGANConfig) -> nn.Module:
+    """The generator of ``task.init_from``, checked against the configured scale."""
+    generator, info = load_generator(cfg.init_from)
+    generator.train()
+    if int(info.scale) != cfg.scale:
+        raise ConfigError(
+            f"task.init_from {cfg.init_from!r} upscales x{info.scale} but task.scale is {cfg.scale}; "
+            f"set task.scale={info.scale}."
+        )
+    if tuple(info.value_range) != (0.0, 1.0):
+        raise ConfigError(f"task.init_from {cfg.init_from!r} is not an SR generator (value range {info.value_range}).")
+    return generator
 
 
 class SRGAN(Task):
@@ -105,32 +154,20 @@ class SRGAN(Task):
         super().__init__(config)
         cfg: SRGANConfig = config.task
         self.cfg = cfg
-        _check("stage", cfg.stage, STAGES)
-        _check("pixel_criterion", cfg.pixel_criterion, PIXEL_CRITERIA)
-        _check("perceptual_criterion", cfg.perceptual_criterion, PIXEL_CRITERIA)
-        _check("perceptual_layer", cfg.perceptual_layer, list(VGG19_LAYERS))
-        _check("degradation", cfg.degradation, RESIZE_METHODS)
-        check_gan_mode(cfg.gan_mode)
         if cfg.init_from:
-            generator, info = load_generator(cfg.init_from)
-            generator.train()
-            if int(info.scale) != cfg.scale:
-                raise ValueError(
-                    f"task.init_from {cfg.init_from!r} upscales x{info.scale} but task.scale is {cfg.scale}; "
-                    f"set task.scale={info.scale}."
-                )
-            if tuple(info.value_range) != (0.0, 1.0):
-                raise ValueError(f"task.init_from {cfg.init_from!r} is not an SR generator (value range {info.value_range}).")
+            generator = load_initial_generator(cfg)
         else:
             generator = build_network(
-                cfg.generator, DEFAULT_GENERATOR, scale=cfg.scale, in_channels=cfg.in_channels, out_channels=cfg.in_channels
+                cfg.generator, DEFAULT_GENERATOR, scale=cfg.scale, in_channels=cfg.in_channels,
+                out_channels=cfg.in_channels, init_type=cfg.generator_init_type, init_gain=cfg.generator_gain(),
             )
         self.networks = {"G": generator}
         self.perceptual: PerceptualLoss | None = None
         if cfg.stage == "gan":
-            discriminator = build_network(cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=cfg.in_channels)
-            init_weights(discriminator, "normal", 0.02)
-            self.networks["D"] = discriminator
+            self.networks["D"] = build_network(
+                cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=cfg.in_channels,
+                init_type=cfg.discriminator_init_type, init_gain=cfg.discriminator_init_gain,
+            )
             if cfg.lambda_perceptual > 0:
                 self.perceptual = PerceptualLoss(
                     feature_network,
@@ -153,10 +190,10 @@ class SRGAN(Task):
     def value_range(self) -> tuple[float, float]:
         return (0.0, 1.0)
 
-    def attach(self, trainer, nets: dict[str, nn.Module]) -> None:
-        super().attach(trainer, nets)
+    def attach(self, context: TrainingContext, train_networks: Mapping[str, nn.Module] | None = None) -> None:
+        super().attach(context, train_networks)
         if self.perceptual is not None:
-            self.perceptual.to(trainer.device)
+            self.perceptual.to(context.device)
 
     def build_dataset(self, split: str, *, train: bool) -> SRDataset:
         d = self.config.data
@@ -174,7 +211,7 @@ class SRGAN(Task):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.cfg.beta1, self.cfg.beta2)
         return {
-            name: self.trainer.adam([p for p in net.parameters() if p.requires_grad], lr=self.cfg.lr, betas=betas)
+            name: self.make_adam([p for p in net.parameters() if p.requires_grad], lr=self.cfg.lr, betas=betas)
             for name, net in self.networks.items()
         }
 
@@ -187,10 +224,9 @@ class SRGAN(Task):
         return batch
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        trainer, cfg = self.trainer, self.cfg
-        optimizers = trainer.optimizers
+        cfg, optimizers = self.cfg, self.optimizers
         lr, hr = batch["a"], batch["b"]
-        sr = self.nets["G"](lr)
+        sr = self.train_networks["G"](lr)
 
         if cfg.stage == "psnr":
             loss = pixel_loss(sr, hr, cfg.pixel_criterion)
@@ -199,16 +235,16 @@ class SRGAN(Task):
                 tv = cfg.lambda_tv * total_variation_loss(sr)
                 loss = loss + tv
                 losses["tv"] = tv.detach()
-            trainer.backward(loss, optimizers["G"])
+            self.step(loss, optimizers["G"])
             return losses
 
         # Discriminator first, on the detached output (as pix2pix does).
-        D = self.nets["D"]
+        D = self.train_networks["D"]
         set_requires_grad(self.networks["D"], True)
         loss_d = discriminator_loss(D(hr), D(sr.detach()), cfg.gan_mode)
         if cfg.gan_mode == "wgangp":
             loss_d = loss_d + gradient_penalty(self.networks["D"], hr, sr.detach(), weight=cfg.lambda_gp)
-        trainer.backward(loss_d, optimizers["D"])
+        self.step(loss_d, optimizers["D"])
 
         # Generator; the frozen discriminator runs unwrapped so DDP does not wait for its grads.
         set_requires_grad(self.networks["D"], False)
@@ -227,7 +263,7 @@ class SRGAN(Task):
             g_tv = cfg.lambda_tv * total_variation_loss(sr)
             total = total + g_tv
             losses["G_tv"] = g_tv.detach()
-        trainer.backward(total, optimizers["G"])
+        self.step(total, optimizers["G"])
         return losses
 
     @torch.no_grad()

@@ -12,6 +12,10 @@ A registered class records how each instance was built (diffusers' ``register_to
 ``module.model_spec`` is ``{"name": ..., "kwargs": {...}}`` however the instance was created, so any
 instance can be saved as a self-describing file and rebuilt with :func:`create_model`.
 
+Weights are initialised by whoever trains the model (a task, through
+:func:`i2i.layers.init_weights` with its ``init_type`` and ``init_gain``); a model built alone has
+PyTorch's default initialisation, and a loaded one the file's weights.
+
 This module never imports the models: model modules import it to register themselves, and
 :mod:`i2i.models` imports every built-in model module and offers the look-ups below with the
 built-ins loaded.

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from i2i.layers import init_weights, norm_layer, uses_bias
+from i2i.layers import norm_layer, uses_bias
 from i2i.errors import ModelError
 from i2i.registry import register_model
 
@@ -77,10 +77,9 @@ class PatchDiscriminator(nn.Module):
             )
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Conv2d(width(n_layers), 1, 4, stride=1, padding=1)
-        if not next(self.parameters()).is_meta:  # nothing to initialise on the meta device
-            init_weights(self)
         if spectral_norm:
-            # After init, so the power-iteration vectors start from the initialised weights.
+            # The task initialises the weights afterwards; the power-iteration vectors follow them
+            # with one iteration at every training forward.
             for module in list(self.modules()):
                 if isinstance(module, nn.Conv2d):
                     _spectral_norm(module)
@@ -115,8 +114,6 @@ class PixelDiscriminator(nn.Module):
         self.norm = norm_layer(norm)(2 * base_channels)
         self.head = nn.Conv2d(2 * base_channels, 1, 1, bias=bias)
         self.act = nn.LeakyReLU(0.2)
-        if not next(self.parameters()).is_meta:  # nothing to initialise on the meta device
-            init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_channels, H, W)`` -> raw logits ``(B, 1, H, W)``."""

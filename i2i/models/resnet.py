@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 from torch import Tensor, nn
 
-from i2i.layers import init_weights, norm_layer, uses_bias
+from i2i.layers import norm_layer, uses_bias
 from i2i.errors import ModelError
 from i2i.registry import register_model
 
@@ -113,8 +113,6 @@ class ResnetGenerator(nn.Module):
                 tanh=nn.Tanh(),
             )
         )
-        if not next(self.parameters()).is_meta:  # nothing to initialise on the meta device
-            init_weights(self)
 
     @property
     def encoder(self) -> nn.Module:

@@ -199,19 +199,6 @@ class SRResNet(nn.Module):
             else None
         )
         self.tail = nn.Conv2d(c, out_channels, tail_kernel, padding=tail_kernel // 2, bias=True)
-        if not next(self.parameters()).is_meta:  # nothing to initialise on the meta device
-            self._init_weights(residual_scale=0.1 if norm == "none" else 1.0)
-
-    @torch.no_grad()
-    def _init_weights(self, residual_scale: float) -> None:
-        # Kaiming (fan-in) initialisation; without batch norm the weights are scaled down so the
-        # un-normalised residual stack starts close to the identity and trains stably.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, a=0.0, mode="fan_in")
-                m.weight.mul_(residual_scale)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_channels, H, W)`` in [0, 1] -> ``(B, out_channels, scale*H, scale*W)``."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2i.layers import init_weights, norm_layer, uses_bias
+from i2i.layers import norm_layer, uses_bias
 from i2i.errors import ModelError
 from i2i.registry import register_model
 
@@ -103,8 +103,6 @@ class UNetGenerator(nn.Module):
 
         self.down = nn.ModuleList(down)
         self.up = nn.ModuleList(up)
-        if not next(self.parameters()).is_meta:  # nothing to initialise on the meta device
-            init_weights(self)
 
     @property
     def encoder(self) -> nn.Module:

@@ -85,7 +85,7 @@ def build_networks(
     init_gain: float,
 ) -> dict[str, nn.Module]:
     """Several networks ``{name: (section, defaults, fixed)}``: all created first, then each
-    initialised in order, so each draws the same random numbers as CycleGAN always has."""
+    initialised in order, as pytorch-CycleGAN-and-pix2pix does for its four networks."""
     networks = {}
     for key, (section, defaults, fixed) in parts.items():
         name, kwargs = network_arguments(section, defaults)

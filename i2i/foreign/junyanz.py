@@ -24,6 +24,16 @@ _JUNYANZ = "pytorch-CycleGAN-and-pix2pix"
 
 
 
+def _variant(
+    general: str, key: str, value: int, variants: dict[int, str], kwargs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The named variant when ``value`` has one (``unet_256``), else the general model with
+    ``key=value`` added to its arguments, so imported files name the reference's architecture."""
+    if value in variants:
+        return variants[value], kwargs
+    return general, {key: value, **kwargs}
+
+
 def _unet_prefix(level: int) -> str:
     """Module path of the nested ``UnetSkipConnectionBlock.model`` at ``level`` (0 = outermost).
 
@@ -82,18 +92,9 @@ def _junyanz_unet_convert(state: Mapping[str, Tensor]) -> ImportedModel:
         "dropout": True,
         "bias": bias,
     }
-    named = {7: "unet_128", 8: "unet_256"}
-    if num_downs in named:
-        model = named[num_downs]
-    else:
-        model = "unet"
-        kwargs = {"num_downs": num_downs, **kwargs}
+    model, kwargs = _variant("unet", "num_downs", num_downs, {7: "unet_128", 8: "unet_256"}, kwargs)
     return _finish(
-        model=model,
-        kwargs=kwargs,
-        state=state,
-        renames=renames,
-        value_range=(-1.0, 1.0),
+        model=model, kwargs=kwargs, state=state, renames=renames, value_range=(-1.0, 1.0),
         source=f"{_JUNYANZ} UnetGenerator",
     )
 
@@ -172,18 +173,9 @@ def _junyanz_resnet_convert(state: Mapping[str, Tensor]) -> ImportedModel:
         "bias": bias,
         "padding": padding,
     }
-    named = {6: "resnet_6blocks", 9: "resnet_9blocks"}
-    if num_blocks in named:
-        model = named[num_blocks]
-    else:
-        model = "resnet"
-        kwargs = {"num_blocks": num_blocks, **kwargs}
+    model, kwargs = _variant("resnet", "num_blocks", num_blocks, {6: "resnet_6blocks", 9: "resnet_9blocks"}, kwargs)
     return _finish(
-        model=model,
-        kwargs=kwargs,
-        state=state,
-        renames=renames,
-        value_range=(-1.0, 1.0),
+        model=model, kwargs=kwargs, state=state, renames=renames, value_range=(-1.0, 1.0),
         source=f"{_JUNYANZ} ResnetGenerator",
     )
 

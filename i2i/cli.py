@@ -46,6 +46,7 @@ def demo(out_dir: Path, kind: str, overrides: tuple[str, ...]) -> None:
 
 
 @main.command(context_settings=CONTEXT)
+@user_errors
 def models() -> None:
     """List the registered architectures."""
     from i2i.models import list_models
@@ -55,6 +56,7 @@ def models() -> None:
 
 
 @main.command(context_settings=CONTEXT)
+@user_errors
 def recipes() -> None:
     """List the built-in training recipes (usable as CONFIG in `i2i train`)."""
     from i2i.recipes import list_recipes

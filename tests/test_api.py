@@ -89,3 +89,24 @@ def test_auto_precision_says_what_it_means_per_purpose() -> None:
     assert resolve_precision("bf16", cpu, training=False) == torch.bfloat16
     with pytest.raises(DeviceError, match="--precision 'fp8' is not a precision"):
         resolve_precision("fp8", cpu, training=False)
+
+
+def test_the_cli_shows_bugs_with_their_traceback_and_i2i_errors_as_one_line(monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    import i2i.models
+    from i2i.cli import main
+
+    def broken() -> list[str]:
+        raise KeyError("a bug, not a user mistake")
+
+    monkeypatch.setattr(i2i.models, "list_models", broken)
+    result = CliRunner().invoke(main, ["models"])
+    assert isinstance(result.exception, KeyError)  # not swallowed into an "Error:" line
+
+    def refused() -> list[str]:
+        raise ModelError("the registry is closed; reopen it")
+
+    monkeypatch.setattr(i2i.models, "list_models", refused)
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 1 and result.output == "Error: the registry is closed; reopen it\n"

@@ -132,26 +132,37 @@ def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[n
     (see :mod:`i2i.foreign`), or the name of a generator bundled with i2i (:data:`BUNDLED_MODELS`,
     e.g. ``"x4"``) when no file of that name exists.
     """
-    path = Path(path)
-    if not path.exists() and str(path) in BUNDLED_MODELS:
-        path = bundled_model_path(str(path))
+    path = locate_model(path)
     if path.is_dir():
         path = _generator_in_run(path, direction)
-    if not path.is_file():
-        bundled = ", ".join(BUNDLED_MODELS)
-        raise ModelError(f"Model file {str(path)!r} does not exist (bundled models by name: {bundled}).")
     info = read_generator_info(path)
     if info is not None and direction and info.direction and info.direction != direction:
         raise ModelError(
             f"{str(path)!r} translates {info.direction}, not {direction}; use the run's other generator "
             "(or pass the run folder with --direction)."
         )
-    if info is not None:
-        from safetensors.torch import load_file
+    if info is None:
+        return load_foreign_generator(path)
+    from safetensors.torch import load_file
 
-        model = create_model(info.model, **info.kwargs)
-        model.load_state_dict(load_file(str(path)), strict=True)
-        return model.eval(), info
+    model = create_model(info.model, **info.kwargs)
+    model.load_state_dict(load_file(str(path)), strict=True)
+    return model.eval(), info
+
+
+def locate_model(spec: str | Path) -> Path:
+    """The file or run folder a ``--model`` spec names: a path, or a bundled generator's name."""
+    path = Path(spec)
+    if not path.exists() and str(spec) in BUNDLED_MODELS:
+        return bundled_model_path(str(spec))
+    if not path.exists():
+        bundled = ", ".join(BUNDLED_MODELS)
+        raise ModelError(f"Model file {str(path)!r} does not exist (bundled models by name: {bundled}).")
+    return path
+
+
+def load_foreign_generator(path: Path) -> tuple[nn.Module, GeneratorInfo]:
+    """A generator from a file another project wrote (:mod:`i2i.foreign`), in eval mode."""
     from i2i.foreign import build_imported, import_checkpoint
 
     imported = import_checkpoint(path)

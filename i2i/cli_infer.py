@@ -63,6 +63,13 @@ def _model_options(default_model: str | None) -> Callable[[Callable[..., Any]], 
                          help="auto: fp16 on CUDA (fp32 again if it yields NaN/inf), fp32 on CPU."),
             click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: on for CUDA)."),
             click.option("--compile", "compile_model", is_flag=True, help="torch.compile the generator (slow start, faster long runs)."),
+            click.option("--outscale", type=float, default=None, metavar="S",
+                         help="Resize the result to S x the input after the network (Lanczos), e.g. 2 or 3.5 "
+                         "with an x4 model (default: the network's scale)."),
+            click.option("--alpha", "alpha_mode", type=click.Choice(["bilinear", "model"]), default="bilinear",
+                         show_default=True,
+                         help="How an upscaler treats transparency: resize the alpha bilinearly, or run it "
+                         "through the model as a gray image."),
         ]
         for option in reversed(options):
             fn = option(fn)
@@ -75,6 +82,7 @@ def _translator_options(kwargs: dict) -> dict:
     return dict(
         tile=kwargs.pop("tile"), tile_overlap=kwargs.pop("tile_overlap"), batch_size=kwargs.pop("batch_size"),
         precision=kwargs.pop("precision"), channels_last=kwargs.pop("channels_last"), compile=kwargs.pop("compile_model"),
+        outscale=kwargs.pop("outscale"), alpha=kwargs.pop("alpha_mode"),
     )
 
 
@@ -171,7 +179,8 @@ def translate(**kwargs: Any) -> None:
 def upscale(**kwargs: Any) -> None:
     """Upscale an image or a folder tree with a super-resolution generator (default: x4).
 
-    The output is exactly scale x the input; alpha is resized bilinearly. Large images are tiled
+    The output is exactly scale x the input (or --outscale x); a gray image comes back gray, alpha
+    is resized bilinearly (or upscaled by the model with --alpha model). Large images are tiled
     automatically (or with --tile). Same folder behaviour as `i2i translate`.
 
     \b
@@ -179,6 +188,7 @@ def upscale(**kwargs: Any) -> None:
       i2i upscale photo.jpg photo_x4.png
       i2i upscale photos/ photos_x4/ --ext webp --quality 90
       i2i upscale -m runs/srgan_x4 scans/ big/ --tile 256 --precision fp16
+      i2i upscale -m RealESRGAN_x4plus.pth photos/ x2/ --outscale 2 --alpha model
     """
     _folder_command("x4", "upscale")(**kwargs)
 

@@ -141,12 +141,49 @@ def test_one_channel_generator_gives_gray_for_gray_and_for_colour_input():
     assert translator.translate_image(photo(20, 30)).shape == (20, 30, 1)  # RGB is converted to luma
 
 
-def test_gray_image_into_a_colour_generator_is_converted():
+def test_gray_image_into_a_colour_upscaler_comes_back_gray():
+    # Gray in, gray out for upscalers, as Real-ESRGAN does (it used to come back as 3 channels).
     gray = photo(10, 12, channels=1)
     out = tiny_sr().translate_image(gray)
-    assert out.shape == (20, 24, 3)  # a 3-channel generator gives colour
-    for c in range(3):
-        assert np.array_equal(out[::2, ::2, c], gray[:, :, 0])
+    assert out.shape == (20, 24, 1)
+    assert np.array_equal(out[::2, ::2, 0], gray[:, :, 0])
+    for dtype in (np.uint8, np.uint16):
+        image = photo(10, 12, channels=1, dtype=dtype)
+        assert tiny_sr().translate_image(image).dtype == dtype
+
+
+def test_gray_image_into_a_colour_translator_is_coloured():
+    out = tiny_resnet().translate_image(photo(20, 28, channels=1))
+    assert out.shape == (20, 28, 3)  # a gray -> colour translator colours it
+
+
+def test_outscale_resizes_after_the_network_with_lanczos():
+    image = photo(10, 12)
+    network_output = tiny_sr(scale=2).translate_image(image)
+    out = tiny_sr(scale=2, outscale=1.5).translate_image(image)
+    assert out.shape == (15, 18, 3)
+    expected = cv2.resize(network_output, (18, 15), interpolation=cv2.INTER_LANCZOS4)
+    assert np.array_equal(out, expected)
+    assert tiny_sr(scale=2, outscale=2.0).translate_image(image).shape == (20, 24, 3)
+    assert tiny_sr(scale=2, outscale=0.75).output_size(10, 13) == (7, 9)  # truncated, as Real-ESRGAN does
+    with pytest.raises(ValueError, match="--outscale"):
+        tiny_sr(outscale=0)
+
+
+def test_alpha_through_the_model_or_bilinear():
+    rgba = np.concatenate([photo(10, 12), photo(10, 12, channels=1)[:, :, ::-1]], axis=2)
+    rgba[:, :, 3] = np.linspace(0, 255, 12, dtype=np.uint8)[None, :]
+    bilinear = tiny_sr(mix=True).translate_image(rgba)
+    by_model = tiny_sr(mix=True, alpha="model").translate_image(rgba)
+    assert bilinear.shape == by_model.shape == (20, 24, 4)
+    assert np.array_equal(bilinear[..., :3], by_model[..., :3])  # the colour part is the same
+    # The model's alpha is what the network makes of the alpha plane as a gray image.
+    alpha_alone = tiny_sr(mix=True).translate_image(np.repeat(rgba[:, :, 3:], 3, axis=2))
+    expected = cv2.cvtColor(alpha_alone, cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(by_model[..., 3], expected)
+    assert not np.array_equal(by_model[..., 3], bilinear[..., 3])
+    with pytest.raises(ValueError, match="--alpha model needs an upscaling model"):
+        tiny_resnet(alpha="model")
 
 
 def test_rgba_alpha_is_carried_through_and_resized_bilinearly_for_sr():

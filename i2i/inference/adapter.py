@@ -2,9 +2,12 @@
 
 **Channels.** The image's colour part is converted to the generator's input channels (gray is
 repeated to RGB for a 3-channel generator, RGB becomes BT.601 luma for a 1-channel one); the output
-has the generator's output channels, so a 1-channel generator gives gray out. Alpha (RGBA, or gray
-+ alpha) is split off, carried through untouched and, for SR, resized to the output with bilinear
-interpolation (:func:`~i2i.imageops.merge_alpha`).
+has the generator's output channels, so a 1-channel generator gives gray out. With ``keep_gray``
+(on for upscalers, as Real-ESRGAN does) a gray input comes back gray: the colour output is turned
+into BT.601 luma. Alpha (RGBA, or gray + alpha) is split off and put back: carried through untouched
+and, for SR, resized to the output with bilinear interpolation (:func:`~i2i.imageops.merge_alpha`),
+or, with the translator's ``alpha="model"``, upscaled by the network itself as a gray image
+(Real-ESRGAN's default).
 
 **Levels.** uint8 and uint16 host arrays become float tensors in the generator's value range on the
 device, and come back as integers of the same dtype (all 16 bits go through the network as floats).
@@ -15,6 +18,7 @@ Nothing here knows about memory, tiles or precision.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -23,7 +27,16 @@ from i2i.checkpoint import GeneratorInfo
 from i2i.errors import DataError
 from i2i.imageops import MAX_VALUE, convert_channels, merge_alpha, split_alpha
 
-__all__ = ["ImageAdapter", "check_image"]
+__all__ = ["ImageAdapter", "Prepared", "check_image"]
+
+
+class Prepared(NamedTuple):
+    """An input image split for the generator: ``colour`` in its input channels, the ``alpha``
+    plane (or None) and whether the image was ``gray``."""
+
+    colour: np.ndarray
+    alpha: np.ndarray | None
+    gray: bool
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -48,11 +61,14 @@ class ImageAdapter:
     Args:
         in_channels, out_channels: the generator's channels (1 or 3).
         value_range: the generator's value range, e.g. ``(-1.0, 1.0)`` or ``(0.0, 1.0)``.
+        keep_gray: a gray input gives a gray output (upscalers); otherwise the output has the
+            generator's channels (a gray -> colour translator colours it).
     """
 
     in_channels: int = 3
     out_channels: int = 3
     value_range: tuple[float, float] = (-1.0, 1.0)
+    keep_gray: bool = False
 
     @classmethod
     def for_generator(cls, info: GeneratorInfo) -> "ImageAdapter":
@@ -61,18 +77,31 @@ class ImageAdapter:
             in_channels=int(info.kwargs.get("in_channels", 3)),
             out_channels=int(info.kwargs.get("out_channels", 3)),
             value_range=(float(info.value_range[0]), float(info.value_range[1])),
+            keep_gray=int(info.scale) > 1,
         )
 
     # ------------------------------------------------------------------ channels and alpha
 
-    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """An image -> ``(colour with the generator's input channels, alpha or None)``."""
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """An image -> its colour part in the generator's input channels, its alpha, and whether it
+        was gray."""
         colour, alpha = split_alpha(check_image(image))
-        return np.ascontiguousarray(convert_channels(colour, self.in_channels)), alpha
+        gray = colour.shape[2] == 1
+        return Prepared(np.ascontiguousarray(convert_channels(colour, self.in_channels)), alpha, gray)
 
-    @staticmethod
-    def finish(output: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-        """The generator's output with the input's alpha put back (resized when the scale changed it)."""
+    def alpha_as_input(self, alpha: np.ndarray) -> np.ndarray:
+        """An alpha plane ``(H, W, 1)`` as an image the generator takes (gray repeated to its channels)."""
+        return np.ascontiguousarray(convert_channels(alpha, self.in_channels))
+
+    def finish(self, output: np.ndarray, prepared: Prepared, model_alpha: np.ndarray | None = None) -> np.ndarray:
+        """The generator's output in the input's channels, with the alpha put back: ``model_alpha``
+        (the alpha plane as the generator upscaled it) when given, else the input's alpha, resized
+        bilinearly when the scale changed it."""
+        if prepared.gray and self.keep_gray and output.shape[2] != 1:
+            output = convert_channels(output, 1)
+        alpha = prepared.alpha
+        if model_alpha is not None:
+            alpha = convert_channels(model_alpha, 1)
         if alpha is None:
             return output
         return merge_alpha(output, alpha, resize=alpha.shape[:2] != output.shape[:2])

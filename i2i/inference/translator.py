@@ -25,6 +25,7 @@ import copy
 from pathlib import Path
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -45,6 +46,18 @@ __all__ = [
     "available_host_memory",
     "usable_cores",
 ]
+
+
+ALPHA_MODES = ("bilinear", "model")
+
+
+def _check_output_options(outscale: float | None, alpha: str, scale: int) -> None:
+    if outscale is not None and not outscale > 0:
+        raise UsageError(f"--outscale must be a positive factor such as 2 or 3.5, got {outscale}")
+    if alpha not in ALPHA_MODES:
+        raise UsageError(f"--alpha {alpha!r} is not a mode; use one of {', '.join(ALPHA_MODES)}")
+    if alpha == "model" and scale == 1:
+        raise UsageError("--alpha model needs an upscaling model; a translator keeps the alpha as it is")
 
 
 def _check_options(tile: int | None, tile_overlap: int, batch_size: int | None) -> None:
@@ -82,6 +95,11 @@ class Translator:
         compile: ``torch.compile`` the model (True, or a backend name such as ``"inductor"``).
         num_threads: CPU threads for torch (default: every usable core).
         memory_budget: bytes the automatic tile size may use (default: from free memory).
+        outscale: resize the output to ``outscale`` x the input after the network's own scale
+            (Lanczos, sizes truncated to whole pixels: Real-ESRGAN's ``--outscale``); None keeps
+            the network's scale.
+        alpha: how an upscaler treats an alpha channel: ``bilinear`` resizes it, ``model`` runs it
+            through the network as a gray image (Real-ESRGAN's default).
 
     Raises :class:`~i2i.errors.UsageError` for option values that cannot work and
     :class:`~i2i.errors.DeviceError` for a device or precision that does not exist here.
@@ -102,8 +120,11 @@ class Translator:
         num_threads: int | None = None,
         memory_budget: int | None = None,
         host_memory_cache: bool = True,
+        outscale: float | None = None,
+        alpha: str = "bilinear",
     ) -> None:
         _check_options(tile, tile_overlap, batch_size)
+        _check_output_options(outscale, alpha, int(info.scale))
         resolved = resolve_device(str(device))
         if resolved.type == "cpu":
             use_cpu_cores(num_threads, host_memory_cache)
@@ -111,8 +132,9 @@ class Translator:
         self.options: dict[str, Any] = dict(
             tile=tile, tile_overlap=tile_overlap, batch_size=batch_size, precision=precision,
             channels_last=channels_last, compile=compile, num_threads=num_threads, memory_budget=memory_budget,
-            host_memory_cache=host_memory_cache,
+            host_memory_cache=host_memory_cache, outscale=outscale, alpha=alpha,
         )
+        self.outscale, self.alpha = outscale, alpha
         self.adapter = ImageAdapter.for_generator(info)
         self.runner = Runner(
             model, self.adapter, device=resolved, scale=int(info.scale), precision=precision, batch_size=batch_size,
@@ -178,19 +200,53 @@ class Translator:
         return self.translate_images([image])[0]
 
     def translate_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Translate several images; those of the same size and dtype go to the device together."""
+        """Translate several images; those of the same size and dtype go to the device together.
+
+        With ``alpha="model"`` the alpha planes go through the network too, batched with the rest;
+        with ``outscale`` every output is then resized to ``outscale`` x its input.
+        """
         prepared = [self.adapter.prepare(image) for image in images]
-        results: list[np.ndarray | None] = [None] * len(prepared)
+        arrays = [p.colour for p in prepared]
+        alpha_slot: dict[int, int] = {}
+        if self.alpha == "model":
+            for index, p in enumerate(prepared):
+                if p.alpha is not None:
+                    alpha_slot[index] = len(arrays)
+                    arrays.append(self.adapter.alpha_as_input(p.alpha))
+        outputs = self._translate_arrays(arrays)
+        return [
+            self._resize_to_outscale(
+                self.adapter.finish(outputs[i], p, outputs[alpha_slot[i]] if i in alpha_slot else None),
+                images[i].shape[:2],
+            )
+            for i, p in enumerate(prepared)
+        ]
+
+    def _translate_arrays(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``(H, W, C_in)`` arrays -> outputs; same-size, same-dtype arrays share device steps."""
+        results: list[np.ndarray | None] = [None] * len(arrays)
         groups: dict[tuple, list[int]] = {}
-        for index, (colour, _) in enumerate(prepared):
-            groups.setdefault((colour.shape, colour.dtype.str), []).append(index)
+        for index, array in enumerate(arrays):
+            groups.setdefault((array.shape, array.dtype.str), []).append(index)
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                outputs = self.translate_array(np.stack([prepared[i][0] for i in chunk]))
-                for i, output in zip(chunk, outputs):
-                    results[i] = self.adapter.finish(output, prepared[i][1])
+                for i, output in zip(chunk, self.translate_array(np.stack([arrays[i] for i in chunk]))):
+                    results[i] = output
         return results  # type: ignore[return-value]
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(height, width)`` of the output for an input of that size."""
+        if self.outscale is None:
+            return height * self.scale, width * self.scale
+        return int(height * self.outscale), int(width * self.outscale)
+
+    def _resize_to_outscale(self, output: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+        height, width = self.output_size(*input_size)
+        if output.shape[:2] == (height, width):
+            return output
+        resized = cv2.resize(output, (max(width, 1), max(height, 1)), interpolation=cv2.INTER_LANCZOS4)
+        return resized.reshape(resized.shape[0], resized.shape[1], output.shape[2])
 
     def translate_array(self, batch: np.ndarray) -> np.ndarray:
         """``(B, H, W, C_in)`` uint8/uint16 with the generator's input channels -> ``(B, sH, sW, C_out)``.

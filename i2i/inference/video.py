@@ -339,7 +339,8 @@ def _to_video(
 
 
 def _output_size(translator: Translator, width: int, height: int, compare: bool) -> tuple[int, int]:
-    return width * translator.scale * (2 if compare else 1), height * translator.scale
+    out_height, out_width = translator.output_size(height, width)
+    return out_width * (2 if compare else 1), out_height
 
 
 def _as_list(translators: Translator | Sequence[Translator]) -> list[Translator]:

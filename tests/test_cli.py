@@ -147,6 +147,30 @@ def test_translating_the_reference_png_matches_the_reference_output(name, tmp_pa
 
 
 @pytest.mark.skipif(not REFERENCES.is_dir(), reason="../shared/reference-checkpoints is absent")
+@pytest.mark.parametrize(
+    "name",
+    [
+        "realesrgan_rrdbnet_x4_f16b2g32",
+        "realesrgan_rrdbnet_x2_f16b1g32",
+        "esrgan_oldarch_rrdbnet_x4_f16b2g32",
+        "realesrgan_srvgg_x4_f16c4",
+        "realesr_animevideov3_x4_real",
+    ],
+)
+def test_upscaling_a_folder_with_a_reference_file_matches_the_reference_output(name, tmp_path):
+    # ESRGAN / Real-ESRGAN files load with no flags: input in [0, 1], output clamped to 8 bits.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "in.png").write_bytes((REFERENCES / f"{name}.input.png").read_bytes())
+    run("upscale", "--model", REFERENCES / f"{name}.pth", photos, tmp_path / "out")
+    reference = torch.load(REFERENCES / f"{name}.io.pt", weights_only=True)["output"][0]
+    expected = (reference.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round()
+    got = read_image(tmp_path / "out" / "in.png").astype(np.float64)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1.0
+
+
+@pytest.mark.skipif(not REFERENCES.is_dir(), reason="../shared/reference-checkpoints is absent")
 def test_finetune_from_an_official_file_with_a_frozen_encoder(demo_data, tmp_path):
     official = REFERENCES / "junyanz_unet128_instance_ngf8.pth"
     raw = tiny_pix2pix(demo_data / "edges2photo", tmp_path / "runs", max_steps=3)

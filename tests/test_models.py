@@ -25,7 +25,22 @@ CASES: dict[str, tuple[dict, tuple[int, ...], tuple[int, ...]]] = {
     "pixel_discriminator": ({}, (2, 3, 8, 8), (2, 1, 8, 8)),
     "srresnet": ({"num_blocks": 2}, (2, 3, 8, 12), (2, 3, 32, 48)),
     "vgg_discriminator": ({"input_size": 32}, (2, 3, 32, 32), (2, 1)),
+    "rrdbnet": ({"num_block": 1, "num_grow_ch": 4}, (2, 3, 6, 10), (2, 3, 24, 40)),
+    "rrdbnet_x4plus": ({}, (1, 3, 4, 4), (1, 3, 16, 16)),  # full width: the variant presets it
+    "rrdbnet_anime_6b": ({}, (1, 3, 4, 4), (1, 3, 16, 16)),
+    "srvgg_compact": ({"num_conv": 2}, (2, 3, 5, 7), (2, 3, 20, 28)),
+    "unet_discriminator": ({}, (2, 3, 16, 24), (2, 1, 16, 24)),
 }
+
+#: Real-ESRGAN's models keep the argument names their users know (``num_feat`` for the width) and
+#: have no norm layers.
+REALESRGAN_MODELS = {"rrdbnet", "rrdbnet_x4plus", "rrdbnet_anime_6b", "srvgg_compact", "unet_discriminator"}
+
+
+def _width(name: str) -> dict:
+    """The tiny width for ``name`` under its argument name; nothing for a variant that presets it."""
+    signature = model_signature(name)
+    return next(({key: 4} for key in ("base_channels", "num_feat") if key in signature), {})
 
 
 def test_every_registered_model_has_a_case() -> None:
@@ -35,7 +50,7 @@ def test_every_registered_model_has_a_case() -> None:
 def _build(name: str, **extra) -> torch.nn.Module:
     torch.manual_seed(0)
     kwargs, _, _ = CASES[name]
-    return create_model(name, base_channels=4, **{**kwargs, **extra})
+    return create_model(name, **_width(name), **{**kwargs, **extra})
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -64,7 +79,7 @@ def test_state_dict_round_trip(name: str) -> None:
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
     torch.manual_seed(123)  # a different initialisation, overwritten by the load
-    clone = create_model(name, base_channels=4, **CASES[name][0]).eval()
+    clone = create_model(name, **_width(name), **CASES[name][0]).eval()
     clone.load_state_dict(torch.load(buffer, weights_only=True), strict=True)
     with torch.no_grad():
         assert torch.equal(model(x), clone(x))
@@ -72,7 +87,11 @@ def test_state_dict_round_trip(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hyperparameters_are_keyword_only_with_conventional_names(name: str) -> None:
-    assert {"in_channels", "base_channels", "norm"} <= set(model_signature(name))
+    if name in REALESRGAN_MODELS:
+        assert "in_channels" in model_signature(name)
+        assert "num_feat" in model_signature(name) or "num_feat" in registry._entry(name).preset
+    else:
+        assert {"in_channels", "base_channels", "norm"} <= set(model_signature(name))
     builder = registry._entry(name).builder
     kinds = {p.kind for p in inspect.signature(builder).parameters.values()}
     assert kinds == {inspect.Parameter.KEYWORD_ONLY}

@@ -278,3 +278,86 @@ def test_sr_files_translate_from_the_command_line(name: str, tmp_path: Path) -> 
     expected = (_io(name)["output"][0].clamp(0, 1) * 255).round().permute(1, 2, 0).numpy().astype(np.int32)
     assert out.shape == expected.shape
     assert np.abs(out - expected).max() <= 1
+
+
+# --- ESRGAN / Real-ESRGAN: RRDBNet (two key layouts), SRVGGNetCompact, UNetDiscriminatorSN ---------
+
+REALESRGAN = [entry["name"] for entry in INDEX if entry["name"].startswith(("realesr", "esrgan_"))]
+REALESRGAN_GENERATORS = [name for name in REALESRGAN if (REFERENCE / f"{name}.input.png").is_file()]
+
+
+def test_all_realesrgan_cases_found() -> None:
+    assert {
+        "realesrgan_rrdbnet_x4_f16b2g32",
+        "realesrgan_rrdbnet_x2_f16b1g32",
+        "esrgan_oldarch_rrdbnet_x4_f16b2g32",
+        "realesrgan_srvgg_x4_f16c4",
+        "realesrgan_unet_disc_sn_f16",
+        "realesr_animevideov3_x4_real",
+    } <= set(REALESRGAN)
+    assert "realesrgan_unet_disc_sn_f16" not in REALESRGAN_GENERATORS
+
+
+@pytest.mark.parametrize("name", REALESRGAN)
+def test_realesrgan_output_matches_reference(name: str) -> None:
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    assert imported.value_range == (0.0, 1.0)
+    io = _io(name)
+    out = _forward(imported, io["input"])
+    assert out.shape == io["output"].shape
+    assert torch.allclose(out, io["output"], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "expected"),
+    [
+        (
+            "realesrgan_rrdbnet_x4_f16b2g32",
+            "rrdbnet",
+            {"scale": 4, "in_channels": 3, "out_channels": 3, "num_feat": 16, "num_block": 2, "num_grow_ch": 32},
+        ),
+        ("realesrgan_rrdbnet_x2_f16b1g32", "rrdbnet", {"scale": 2, "in_channels": 3, "num_feat": 16, "num_block": 1}),
+        ("esrgan_oldarch_rrdbnet_x4_f16b2g32", "rrdbnet", {"scale": 4, "num_block": 2, "num_upsample": 2}),
+        ("realesrgan_srvgg_x4_f16c4", "srvgg_compact", {"scale": 4, "num_feat": 16, "num_conv": 4, "activation": "prelu"}),
+        ("realesr_animevideov3_x4_real", "srvgg_compact", {"scale": 4, "num_feat": 64, "num_conv": 16, "activation": "prelu"}),
+        ("realesrgan_unet_disc_sn_f16", "unet_discriminator", {"num_feat": 16, "spectral_norm": True, "skip_connection": True}),
+    ],
+)
+def test_realesrgan_inferred_architecture(name: str, model: str, expected: dict) -> None:
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    assert imported.model == model
+    assert {key: imported.kwargs[key] for key in expected} == expected
+
+
+def test_realesrgan_x2_file_uses_params_ema_over_params() -> None:
+    # The file holds both, with different weights: the EMA weights give the reference output.
+    name = "realesrgan_rrdbnet_x2_f16b1g32"
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    assert imported.source.endswith("(params_ema)")
+    io = _io(name)
+    plain = import_state_dict(read_state_dict(REFERENCE / f"{name}.pth")["params"])
+    assert not torch.allclose(_forward(plain, io["input"]), io["output"], atol=1e-4)
+
+
+def test_unet_discriminator_uses_the_stored_spectral_norm_vectors() -> None:
+    name = "realesrgan_unet_disc_sn_f16"
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    stored = read_state_dict(REFERENCE / f"{name}.pth")["params"]
+    assert torch.equal(imported.state_dict["conv1.parametrizations.weight.0._u"], stored["conv1.weight_u"])
+    model = build_imported(imported)
+    io = _io(name)
+    with torch.no_grad():
+        first, second = model(io["input"]), model(io["input"])
+    assert torch.equal(first, second)  # eval(): no power iteration moves the vectors
+    assert torch.equal(model.conv1.parametrizations.weight[0]._u, stored["conv1.weight_u"])
+
+
+@pytest.mark.parametrize("name", REALESRGAN_GENERATORS)
+def test_realesrgan_files_load_as_sr_generators(name: str) -> None:
+    from i2i.checkpoint import load_generator
+
+    entry = next(entry for entry in INDEX if entry["name"] == name)
+    model, info = load_generator(REFERENCE / f"{name}.pth")
+    scale = entry["output_shape"][-1] // entry["input_shape"][-1]
+    assert info.scale == model.scale == scale and info.task == "srgan"
+    assert info.value_range == (0.0, 1.0)

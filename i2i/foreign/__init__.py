@@ -14,7 +14,15 @@ Supported today:
   it: ``{"params": state_dict}`` and, for runs with EMA, also ``{"params_ema": state_dict}``.
   When both are present the **EMA weights** (``params_ema``) are used, as Real-ESRGAN's and
   BasicSR's inference scripts do; the chosen key is named in ``ImportedModel.source``;
-- leftthomas/SRGAN ``Generator`` (``netG_epoch_<scale>_<epoch>.pth``).
+- leftthomas/SRGAN ``Generator`` (``netG_epoch_<scale>_<epoch>.pth``);
+- ESRGAN / Real-ESRGAN ``RRDBNet`` (``RealESRGAN_x4plus.pth``, ``RealESRGAN_x2plus.pth``,
+  ``RealESRGAN_x4plus_anime_6B.pth``; x4, x2 and x1 read from the shapes), in Real-ESRGAN's key
+  layout, the original ESRGAN repository's ``model.N`` layout that most community ESRGAN models
+  use (x1, x2, x4, x8: one nearest-upsampling conv per factor 2) and its later ``RRDB_trunk``
+  layout (``RRDB_ESRGAN_x4.pth``);
+- Real-ESRGAN ``SRVGGNetCompact`` (``realesr-animevideov3.pth``, ``realesr-general-x4v3.pth``);
+- Real-ESRGAN ``UNetDiscriminatorSN`` (``RealESRGAN_x4plus_netD.pth``), spectral norm included.
+  Real-ESRGAN files are BasicSR-wrapped, ``params_ema`` preferred as above.
 
 New formats are added as a module of this package with its :class:`ForeignFormat` records (a
 detector plus a converter each), listed in :data:`FORMATS`.
@@ -32,6 +40,9 @@ What the tensors cannot tell, and what is assumed instead:
   the bias to the norm this way). Old files whose InstanceNorm layers saved
   ``running_mean``/``running_var``/``num_batches_tracked`` have those keys dropped, as the
   reference code does; they are told from BatchNorm by having no ``weight``/``bias``.
+- ESRGAN / Real-ESRGAN files: see :mod:`i2i.foreign.realesrgan` (an old-layout file with one
+  upsampling conv is read as x2, not ESRGAN's rare x3; a compact model without PReLU weights as
+  ReLU; the U-Net discriminator with its skip connections on).
 """
 from __future__ import annotations
 
@@ -46,6 +57,7 @@ from torch import Tensor, nn
 from i2i.errors import ModelError
 from i2i.foreign.common import ForeignFormat, ImportedModel, _strip_module_prefix
 from i2i.foreign.junyanz import JUNYANZ_FORMATS
+from i2i.foreign.realesrgan import REALESRGAN_FORMATS
 from i2i.foreign.sr import SR_FORMATS, _unwrap_basicsr
 from i2i.models import create_model
 
@@ -61,7 +73,7 @@ __all__ = [
 
 
 #: Every supported format, tried in order; the first whose ``matches`` accepts the keys converts.
-FORMATS: list[ForeignFormat] = [*JUNYANZ_FORMATS, *SR_FORMATS]
+FORMATS: list[ForeignFormat] = [*JUNYANZ_FORMATS, *SR_FORMATS, *REALESRGAN_FORMATS]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -119,11 +119,12 @@ class SRGANConfig(TaskConfig):
         )
 
     def generator_gain(self) -> float:
-        """``generator_init_gain``, or SRResNet's rule when it is empty."""
+        """``generator_init_gain``, or the rule of SRResNet and BasicSR when it is empty: 0.1 for a
+        network without batch norm (MSRResNet, RRDBNet, the compact model), 1 with it."""
         if self.generator_init_gain is not None:
             return self.generator_init_gain
         name, kwargs = network_arguments(self.generator, DEFAULT_GENERATOR)
-        norm = kwargs.get("norm", model_signature(name).get("norm"))
+        norm = kwargs.get("norm", model_signature(name).get("norm", "none"))
         return 0.1 if norm == "none" else 1.0
 
 

@@ -46,9 +46,24 @@ def demo(out_dir: Path, kind: str, overrides: tuple[str, ...]) -> None:
 
 
 @main.command(context_settings=CONTEXT)
+@click.option("--pretrained", is_flag=True,
+              help="List the named pretrained weights (pix2pix, CycleGAN, Real-ESRGAN) that --model NAME downloads.")
 @user_errors
-def models() -> None:
-    """List the registered architectures."""
+def models(pretrained: bool) -> None:
+    """List the registered architectures, or with --pretrained the pretrained weights by name.
+
+    \b
+    Examples:
+      i2i models                                 # architectures: unet_256, resnet_9blocks ...
+      i2i models --pretrained                    # names, task, scale, size, licence, checksum, cached, URL
+      i2i translate --model horse2zebra photos/ zebras/
+      i2i upscale --model RealESRGAN_x4plus photo.jpg photo_x4.png
+    """
+    if pretrained:
+        from i2i.catalogue import describe_pretrained
+
+        click.echo(describe_pretrained())
+        return
     from i2i.models import list_models
 
     for name in list_models():

@@ -12,7 +12,8 @@ from i2i.cli_common import CONTEXT, user_errors
 @click.argument("config", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.max_steps=100.")
 @click.option("--resume", type=click.Path(exists=True, path_type=Path), help="Run folder or checkpoint file to continue.")
-@click.option("--init-from", metavar="MODEL", help="Start the generator from a trained file, run folder or bundled name (x4).")
+@click.option("--init-from", metavar="MODEL", help="Start the generator from a trained file, run folder, bundled name (x4), pretrained name "
+              "(`i2i models --pretrained`, e.g. facades_label2photo) or URL.")
 @click.option("--dry-run", is_flag=True, help="Check the config, device and data folder, print the resolved config and exit; writes nothing.")
 @user_errors
 def train(config: str | None, overrides: tuple[str, ...], resume: Path | None, init_from: str | None, dry_run: bool) -> None:

@@ -23,8 +23,10 @@ Checksums
 
 Safety
     Downloads stream to ``ARCHIVE.part`` and are renamed only after they are complete and
-    verified. Archive members with absolute paths, ``..`` components or links pointing outside
-    are rejected before anything is extracted. Extraction goes to a hidden staging folder that
+    verified; an interrupted download keeps the ``.part`` file and the next run resumes it (HTTP
+    ``Range``). The transfer itself is :mod:`i2i.fetch`, shared with the model catalogue.
+    Archive members with absolute paths, ``..`` components or links pointing outside are
+    rejected before anything is extracted. Extraction goes to a hidden staging folder that
     is renamed into place, so a data set folder is never half-written. Nothing the user made is
     deleted; ``force=True`` downloads and extracts again over the existing folder, replacing only
     the files the archive contains.
@@ -33,23 +35,28 @@ from __future__ import annotations
 
 import difflib
 import gzip
-import hashlib
-import http.client
-import logging
 import os
 import re
 import shutil
-import sys
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from i2i.errors import DataError, UsageError
+from i2i.errors import UsageError
+from i2i.fetch import (
+    ChecksumError,
+    DownloadError,
+    check_sha256,
+    fetch,
+    normalize_sha256,
+    read_recorded_sha256,
+    say,
+    sha256_file,
+    write_text_atomic,
+)
 
 __all__ = [
     "CYCLEGAN_BASE_URL",
@@ -68,26 +75,14 @@ __all__ = [
     "sha256_file",
 ]
 
-logger = logging.getLogger(__name__)
-
 PIX2PIX_BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 CYCLEGAN_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 ENV_BASE_URL = "I2I_DATASETS_URL"
 
-_CHUNK_SIZE = 1 << 20
-_TIMEOUT_S = 60.0
-_SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # tarfile.FilterError exists only where extraction filters do (3.10.12+, 3.11.4+).
 _TAR_FILTER_ERROR: type[Exception] | tuple[()] = getattr(tarfile, "FilterError", ())
 _CORRUPT_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError)
-
-
-class DownloadError(DataError):
-    """A data set could not be downloaded, verified or extracted; the message says how to fix it."""
-
-
-class ChecksumError(DownloadError):
-    """The archive's SHA-256 differs from the expected or the recorded one."""
+_MISMATCH_HINT = "The download is corrupt or the file on the server changed; check the --sha256 value and retry."
 
 
 class UnsafeArchiveError(DownloadError):
@@ -190,123 +185,6 @@ def get_dataset_info(name: str) -> DatasetInfo:
     raise UnknownDatasetError(f"unknown data set '{name}'.{hint} Valid names: {', '.join(DATASETS)}")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK_SIZE), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _normalize_sha256(value: str, what: str) -> str:
-    normalized = value.strip().lower()
-    if not _SHA256_PATTERN.match(normalized):
-        raise ValueError(f"{what} must be 64 hexadecimal digits, got '{value}'")
-    return normalized
-
-
-def _say(message: str, progress: bool) -> None:
-    """Status lines go to stderr in interactive use (progress=True) and always to the logger."""
-    logger.info(message)
-    if progress:
-        print(message, file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------- downloading
-
-
-def _fetch(url: str, destination: Path, *, progress: bool, advice: str) -> str:
-    """Stream ``url`` into ``destination``; returns the SHA-256 of the bytes received."""
-    from tqdm.auto import tqdm
-
-    request = urllib.request.Request(url, headers={"User-Agent": "i2i-dataset-downloader"})
-    try:
-        response = urllib.request.urlopen(request, timeout=_TIMEOUT_S)
-    except urllib.error.HTTPError as error:
-        raise DownloadError(f"the server answered HTTP {error.code} ({error.reason}) for {url}. {advice}") from error
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
-        reason = getattr(error, "reason", error)
-        raise DownloadError(f"cannot reach {url} ({reason}). {advice}") from error
-
-    digest = hashlib.sha256()
-    received = 0
-    try:
-        with response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            with open(destination, "wb") as handle, tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=destination.name.removesuffix(".part"),
-                disable=not progress,
-                dynamic_ncols=True,
-            ) as bar:
-                while True:
-                    chunk = response.read(_CHUNK_SIZE)
-                    if not chunk:
-                        break
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-                handle.flush()
-                os.fsync(handle.fileno())
-        if total is not None and received != total:
-            raise DownloadError(
-                f"the connection to {url} closed early: received {received} of {total} bytes. {advice}"
-            )
-    except DownloadError:
-        destination.unlink(missing_ok=True)
-        raise
-    except (OSError, http.client.HTTPException) as error:
-        destination.unlink(missing_ok=True)  # our own partial file, never the user's
-        raise DownloadError(f"downloading {url} failed after {received} bytes ({error}). {advice}") from error
-    return digest.hexdigest()
-
-
-def _read_recorded_sha256(checksum_path: Path) -> str | None:
-    if not checksum_path.is_file():
-        return None
-    text = checksum_path.read_text(encoding="utf-8").split()
-    if not text:
-        return None
-    try:
-        return _normalize_sha256(text[0], f"the checksum recorded in '{checksum_path}'")
-    except ValueError as error:
-        raise ChecksumError(f"{error}; fix or delete that file") from None
-
-
-def _verify(actual: str, expected: str | None, recorded: str | None, archive: Path, checksum_path: Path) -> None:
-    if expected is not None and actual != expected:
-        raise ChecksumError(
-            f"SHA-256 mismatch for '{archive.name}': expected {expected}, got {actual}. "
-            "The download is corrupt or the file on the server changed; check the --sha256 value and retry."
-        )
-    if recorded is not None and actual != recorded:
-        raise ChecksumError(
-            f"'{archive.name}' differs from the first download: SHA-256 {actual}, but '{checksum_path}' "
-            f"records {recorded}. The file on the server (or the archive on disk) changed. If you trust "
-            f"the new file, delete '{checksum_path}' and run again."
-        )
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 # ----------------------------------------------------------------------------- extracting
 
 
@@ -405,9 +283,9 @@ def _obtain_archive(
 ) -> str:
     """The archive in place and verified (reused, or downloaded); returns its SHA-256."""
     if archive.is_file() and not force:
-        _say(f"{info.name}: using the existing archive '{archive}'", progress)
+        say(f"{info.name}: using the existing archive '{archive}'", progress)
         actual = sha256_file(archive)
-        _verify(actual, expected, recorded, archive, checksum_path)
+        check_sha256(actual, expected, recorded, archive, checksum_path, hint=_MISMATCH_HINT)
     else:
         folder_url = (base_url or os.environ.get(ENV_BASE_URL) or info.base_url).rstrip("/")
         url = f"{folder_url}/{info.filename}"
@@ -419,10 +297,10 @@ def _obtain_archive(
         if info.note:
             advice = f"Note: {info.note}. {advice}"
         part = archive.with_name(archive.name + ".part")
-        _say(f"{info.name}: downloading {url}", progress)
-        actual = _fetch(url, part, progress=progress, advice=advice)
+        say(f"{info.name}: downloading {url}", progress)
+        actual = fetch(url, part, progress=progress, advice=advice)
         try:
-            _verify(actual, expected, recorded, archive, checksum_path)
+            check_sha256(actual, expected, recorded, archive, checksum_path, hint=_MISMATCH_HINT)
         except ChecksumError:
             part.unlink(missing_ok=True)  # a bad download must not look like a good archive
             raise
@@ -464,7 +342,7 @@ def download_dataset(
             unsafe archive (:class:`UnsafeArchiveError`) or corrupt archive.
     """
     info = get_dataset_info(name)
-    expected = _normalize_sha256(sha256, "sha256") if sha256 else info.sha256
+    expected = normalize_sha256(sha256, "sha256") if sha256 else info.sha256
     root = Path(root)
     target = root / info.name
     archive = target.parent / info.filename
@@ -473,20 +351,20 @@ def download_dataset(
     if target.exists() and not target.is_dir():
         raise DownloadError(f"'{target}' exists and is a file; move it away so the data set can be extracted there")
     if target.is_dir() and not force:
-        _say(f"{info.name}: already present at '{target}' (use --force to download it again)", progress)
+        say(f"{info.name}: already present at '{target}' (use --force to download it again)", progress)
         return target
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    recorded = _read_recorded_sha256(checksum_path)
+    recorded = read_recorded_sha256(checksum_path)
 
     actual = _obtain_archive(info, archive, checksum_path, expected, recorded, base_url=base_url, force=force,
                              progress=progress)
 
     if recorded is None:
-        _write_text_atomic(checksum_path, f"{actual}  {archive.name}\n")
-        _say(f"{info.name}: sha256 {actual} (recorded in '{checksum_path}')", progress)
+        write_text_atomic(checksum_path, f"{actual}  {archive.name}\n")
+        say(f"{info.name}: sha256 {actual} (recorded in '{checksum_path}')", progress)
 
-    _say(f"{info.name}: extracting to '{target}'", progress)
+    say(f"{info.name}: extracting to '{target}'", progress)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.extracting-"))
     try:
         extract_archive(archive, staging)
@@ -496,5 +374,5 @@ def download_dataset(
 
     if not keep_archive:
         archive.unlink(missing_ok=True)
-    _say(f"{info.name}: ready at '{target}'", progress)
+    say(f"{info.name}: ready at '{target}'", progress)
     return target

@@ -151,21 +151,69 @@ def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[n
 
 
 def locate_model(spec: str | Path) -> Path:
-    """The file or run folder a ``--model`` spec names: a path, or a bundled generator's name."""
+    """The file or run folder a ``--model`` spec names, tried in this order so that no name hides
+    an existing file: a path that exists; a bundled generator's name (``x4``); a pretrained
+    catalogue name (``horse2zebra``, ``RealESRGAN_x4plus``; see :mod:`i2i.catalogue`); an
+    ``http(s)://`` URL; ``hf://ORG/REPO/FILE``. Names and URLs are downloaded once into the
+    cache (``$I2I_HOME/models``) and verified.
+
+    Raises:
+        ModelError: nothing of that name; the message suggests close catalogue names.
+        i2i.fetch.DownloadError: a download failed; the message names the URL and where to put
+            the file by hand.
+    """
     path = Path(spec)
-    if not path.exists() and str(spec) in BUNDLED_MODELS:
+    if _exists(path):
+        return path
+    if str(spec) in BUNDLED_MODELS:
         return bundled_model_path(str(spec))
-    if not path.exists():
-        bundled = ", ".join(BUNDLED_MODELS)
-        raise ModelError(f"Model file {str(path)!r} does not exist (bundled models by name: {bundled}).")
-    return path
+    from i2i.catalogue import resolve_model_spec
+
+    found = resolve_model_spec(str(spec))
+    if found is not None:
+        return found
+    raise ModelError(_missing_model_message(str(spec)))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a signed URL whose query is longer than a file name may be
+        return False
+
+
+def _missing_model_message(spec: str) -> str:
+    from i2i.catalogue import close_names
+
+    close = close_names(spec)
+    hint = f" Did you mean {', '.join(repr(name) for name in close)}?" if close else ""
+    bundled = ", ".join(BUNDLED_MODELS)
+    return (
+        f"Model file {spec!r} does not exist.{hint} Bundled models by name: {bundled}; pretrained models "
+        "by name: `i2i models --pretrained`; URLs (https://..., hf://ORG/REPO/FILE) are downloaded."
+    )
 
 
 def load_foreign_generator(path: Path) -> tuple[nn.Module, GeneratorInfo]:
-    """A generator from a file another project wrote (:mod:`i2i.foreign`), in eval mode."""
-    from i2i.foreign import build_imported, import_checkpoint
+    """A generator from a file another project wrote, in eval mode.
 
-    imported = import_checkpoint(path)
+    i2i's own importers (:mod:`i2i.foreign`, which map the file onto i2i's registered models) are
+    tried first; a file none of them recognises goes to spandrel (:mod:`i2i.foreign.community`:
+    SwinIR, HAT, DAT, SPAN ...). Only when both fail is it an error, one line naming i2i's formats
+    and spandrel's architectures. The file is read safely either way (safetensors, or
+    ``torch.load(weights_only=True)``).
+    """
+    from i2i.foreign import build_imported, import_state_dict
+    from i2i.foreign.community import load_community_model, not_a_community_model, read_checkpoint
+
+    state = read_checkpoint(path)
+    try:
+        imported = import_state_dict(state)
+    except ValueError as own_error:  # ModelError, or a converter's ValueError
+        community = load_community_model(state, path)
+        if community is None:
+            raise ModelError(f"{path}: {own_error} {not_a_community_model()}") from None
+        return community.eval(), GeneratorInfo(**community.description())
     model = build_imported(imported)
     scale = int(getattr(model, "scale", 1))
     info = GeneratorInfo(

@@ -46,7 +46,9 @@ def _model_options(default_model: str | None) -> Callable[[Callable[..., Any]], 
             click.option(
                 "--model", "-m", required=default_model is None, default=default_model,
                 show_default=default_model is not None,
-                help="Generator file, training run folder, or official *_net_G.pth.",
+                help="Generator file, run folder, a file from another project (*_net_G.pth, "
+                "RealESRGAN_x4plus.pth, SwinIR ...), a pretrained name (`i2i models --pretrained`), "
+                "or a URL (https://..., hf://ORG/REPO/FILE).",
             ),
             click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which generator of a two-way run."),
             click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when available)."),

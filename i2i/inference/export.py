@@ -6,23 +6,36 @@ Inputs and outputs are ``(B, C, H, W)`` float32 in the generator's value range (
 pix2pix/CycleGAN generators, ``[0, 1]`` for SR); the output is ``scale`` x the input. The
 generator's description (:class:`~i2i.checkpoint.GeneratorInfo` as JSON) is stored in the file:
 ONNX ``metadata_props["i2i"]``, TorchScript extra file ``i2i.json``.
+
+Before anything is written, the traced graph is run at another batch and size and compared with the
+model itself. Community models (spandrel's, :mod:`i2i.foreign.community`) export when their
+architecture traces to a size-independent graph (convolutional ones such as SPAN); those whose
+Python code fixes sizes (window attention such as SwinIR and HAT) or that the ONNX exporter cannot
+express (SAFMN's adaptive pooling) are refused with a :class:`~i2i.errors.ModelError`. Their exported graphs take inputs of at least the architecture's
+minimum side.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo, load_generator
-from i2i.errors import UsageError
+from i2i.errors import ModelError, UsageError
 from i2i.files import atomic_write_bytes
+from i2i.foreign.community import COMMUNITY_PREFIX
 
 __all__ = ["EXPORT_FORMATS", "PaddedGenerator", "export_generator", "default_export_path"]
 
 EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+_TOLERANCE = 1e-4  # traced vs eager, as a fraction of the value range: the same kernels run
 
 
 class PaddedGenerator(nn.Module):
@@ -65,7 +78,10 @@ def export_generator(
     """Write the generator at ``model_path`` (or ``model`` + ``info``) as ONNX or TorchScript.
 
     Returns the output path. The export traces the model on a small example whose height and
-    width are then marked dynamic.
+    width are then marked dynamic; the traced graph is then run at another size and batch and
+    compared with the model itself. A generator whose graph does not generalise (an architecture
+    that fixes sizes in Python code, as some community models do) raises
+    :class:`~i2i.errors.ModelError` naming it, and nothing is written.
     """
     if format not in EXPORT_FORMATS:
         raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
@@ -76,9 +92,7 @@ def export_generator(
     model = model.eval().to("cpu")
     multiple = int(getattr(model, "size_multiple", 1) or 1)
     wrapped = PaddedGenerator(model, multiple, int(info.scale)).eval()
-    in_channels = int(info.kwargs.get("in_channels", 3))
-    side = max(multiple, 32) + (multiple // 2 if multiple > 1 else 1)  # not a multiple: the pad is traced
-    example = torch.rand(1, in_channels, side, side + 1) * (info.value_range[1] - info.value_range[0]) + info.value_range[0]
+    example, check = _examples(model, info, multiple)
     output = Path(output)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -86,30 +100,92 @@ def export_generator(
         raise UsageError(f"cannot write {str(output)!r}: a file is in the way of its folder; choose another --output") from None
     with warnings.catch_warnings(), torch.no_grad():
         # Tracing warns about Python-level shape checks and about the exporters' deprecations;
-        # the checks are constant for padded inputs and the result is tested against eager mode.
+        # the checks are constant for padded inputs and the graph is checked against eager mode.
         warnings.simplefilter("ignore")
-        if format == "onnx":
-            temp = output.with_name(f".{output.name}.tmp")
-            try:
-                torch.onnx.export(
-                    wrapped, (example,), str(temp), dynamo=False, opset_version=opset,
-                    input_names=["input"], output_names=["output"],
-                    dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
-                                  "output": {0: "batch", 2: "out_height", 3: "out_width"}},
-                )
-                data = temp.read_bytes()
-            finally:
-                temp.unlink(missing_ok=True)
-            atomic_write_bytes(output, _with_metadata(data, info))
-        else:
+        with _export_errors(info, format):
             traced = torch.jit.trace(wrapped, example, check_trace=False)
-            temp = output.with_name(f".{output.name}.tmp")
-            try:
+        _check_dynamic(traced, wrapped, check, info)
+        temp = output.with_name(f".{output.name}.tmp")
+        try:
+            if format == "onnx":
+                with _export_errors(info, format), _native_stdout_silenced():
+                    torch.onnx.export(
+                        wrapped, (example,), str(temp), dynamo=False, opset_version=opset,
+                        input_names=["input"], output_names=["output"],
+                        dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
+                                      "output": {0: "batch", 2: "out_height", 3: "out_width"}},
+                    )
+                atomic_write_bytes(output, _with_metadata(temp.read_bytes(), info))
+            else:
                 torch.jit.save(traced, str(temp), _extra_files={"i2i.json": info.to_json()})
                 atomic_write_bytes(output, temp.read_bytes())
-            finally:
-                temp.unlink(missing_ok=True)
+        finally:
+            temp.unlink(missing_ok=True)
     return output
+
+
+def _examples(model: nn.Module, info: GeneratorInfo, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tracing example (one image, sides not multiples, so the pad is traced) and a check input
+    of another batch and size, both at least the model's minimum side, in its value range."""
+    in_channels = int(info.kwargs.get("in_channels", 3))
+    side = max(multiple, 32, int(getattr(model, "minimum", 0) or 0)) + (multiple // 2 if multiple > 1 else 1)
+    low, high = info.value_range
+    example = torch.rand(1, in_channels, side, side + 1) * (high - low) + low
+    check = torch.rand(2, in_channels, side + multiple + 2, side + 5) * (high - low) + low
+    return example, check
+
+
+@contextlib.contextmanager
+def _export_errors(info: GeneratorInfo, format: str) -> Iterator[None]:
+    """A community model that the tracer or exporter cannot handle is a ModelError naming its
+    architecture; for i2i's own models such a failure is a bug and keeps its traceback."""
+    try:
+        yield
+    except Exception as exc:
+        if not info.model.startswith(COMMUNITY_PREFIX):
+            raise
+        first = str(exc).strip().splitlines()[0].split(". ")[0][:200] if str(exc).strip() else ""
+        raise ModelError(
+            f"{info.model} cannot be exported to {format} ({type(exc).__name__}: {first}); "
+            "run it with i2i upscale/translate/video instead."
+        ) from exc
+
+
+@contextlib.contextmanager
+def _native_stdout_silenced() -> Iterator[None]:
+    """Silence what C++ code writes to the process's stdout: the ONNX exporter prints its whole
+    graph there when it fails, although only the one-line error is for the user."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _check_dynamic(traced: nn.Module, eager: nn.Module, x: torch.Tensor, info: GeneratorInfo) -> None:
+    """Raise ModelError unless the traced graph gives the model's own output at ``x``'s size."""
+    size = f"{x.shape[-2]}x{x.shape[-1]} (batch {x.shape[0]})"
+    try:
+        got = traced(x)
+    except Exception as exc:  # noqa: BLE001 - any failure means the graph is tied to the traced size
+        problem = f"fails at {size} ({type(exc).__name__})"
+    else:
+        want = eager(x)
+        if got.shape != want.shape:
+            problem = f"gives {tuple(got.shape)} instead of {tuple(want.shape)} at {size}"
+        else:
+            difference = float((got - want).abs().max()) / (info.value_range[1] - info.value_range[0])
+            if difference <= _TOLERANCE:
+                return
+            problem = f"differs from the model by up to {difference:.2g} of the value range at {size}"
+    raise ModelError(
+        f"{info.model} cannot be exported with dynamic sizes: its traced graph {problem} (the architecture "
+        "fixes sizes in Python code); run it with i2i upscale/translate/video instead."
+    )
 
 
 def _with_metadata(data: bytes, info: GeneratorInfo) -> bytes:

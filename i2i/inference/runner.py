@@ -3,7 +3,9 @@
 **Precision.** ``precision="auto"`` is fp16 autocast on CUDA and fp32 elsewhere
 (:func:`i2i.device.resolve_precision` with ``training=False``); ``"bf16"``, ``"fp16"`` and
 ``"fp32"`` force one. When a half-precision output contains NaN or inf the batch is recomputed in
-fp32, a warning is issued and fp32 is kept from then on.
+fp32, a warning is issued and fp32 is kept from then on. A model that declares it does not support
+a half precision (``supports_half``/``supports_bfloat16`` False, e.g. spandrel's SwinIR) runs in
+fp32 under ``auto`` and refuses that precision when it is asked for.
 
 **Batches and memory.** :meth:`Runner.run` sends a batch of same-size images whole or as tiles, as
 the :class:`~i2i.inference.planner.MemoryPlanner` decides; an out-of-memory error asks the planner
@@ -24,16 +26,18 @@ import torch
 from torch import nn
 
 from i2i.device import resolve_precision
-from i2i.errors import ModelError
+from i2i.errors import DeviceError, ModelError
 from i2i.host_memory import keep_freed_host_memory
 from i2i.imageops import pad_image, padded_size
 from i2i.inference.adapter import ImageAdapter
 from i2i.inference.planner import MIN_SIDE, MemoryPlanner, Plan
 from i2i.inference.tiling import blend_tiles
 
-__all__ = ["Runner", "is_out_of_memory", "usable_cores", "use_cpu_cores"]
+__all__ = ["Runner", "is_out_of_memory", "supported_precision", "usable_cores", "use_cpu_cores"]
 
 _HALF_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
+_DTYPES = {name: dtype for dtype, name in _HALF_NAMES.items()}
+_SUPPORTS = {torch.float16: "supports_half", torch.bfloat16: "supports_bfloat16"}  # what a model may declare
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -63,6 +67,24 @@ def use_cpu_cores(num_threads: int | None, host_memory_cache: bool) -> None:
         keep_freed_host_memory()
 
 
+def supported_precision(model: nn.Module, precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` that ``model`` can run, None for fp32.
+
+    A model may say it gives wrong results in half precision (``model.supports_half = False`` or
+    ``supports_bfloat16 = False``, as spandrel reports for SwinIR, HAT, DAT ...): ``auto`` then
+    runs it in fp32 and an explicit request raises :class:`~i2i.errors.DeviceError`.
+    """
+    dtype = resolve_precision(precision, device, training=False)
+    if dtype is None or getattr(model, _SUPPORTS[dtype], True):
+        return dtype
+    if precision == "auto":
+        return None
+    name = getattr(model, "name", None) or type(model).__name__
+    other = "bf16" if dtype == torch.float16 else "fp16"
+    alternatives = f"--precision fp32 or {other}" if getattr(model, _SUPPORTS[_DTYPES[other]], True) else "--precision fp32"
+    raise DeviceError(f"--precision {precision}: {name} models do not support {precision}; use {alternatives} (or auto).")
+
+
 class Runner:
     """``model`` in eval mode on ``device``, run at ``precision``.
 
@@ -86,7 +108,7 @@ class Runner:
         self.adapter = adapter
         self.scale = int(scale)
         self.size_multiple = int(getattr(model, "size_multiple", 1) or 1)
-        self.amp_dtype: torch.dtype | None = resolve_precision(precision, device, training=False)
+        self.amp_dtype: torch.dtype | None = supported_precision(model, precision, device)
         self.batch_size = batch_size or (4 if device.type == "cuda" else 1)
         self.channels_last = True if channels_last is None else bool(channels_last)
         module = model.eval().to(device)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +80,16 @@ def test_export_command_writes_next_to_the_model_and_reports_mistakes(generator_
     assert result.exit_code == 1 and "does not exist" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["export", "--model", str(generator_file), "--format", "tflite"])
     assert result.exit_code == 2 and "tflite" in result.output
+
+
+def test_default_export_path_of_names_and_urls_lands_in_the_current_folder(tmp_path) -> None:
+    from i2i.inference.export import default_export_path
+
+    generator = tmp_path / "gen.safetensors"
+    generator.write_bytes(b"")
+    assert default_export_path(generator, "onnx") == tmp_path / "gen.onnx"
+    assert default_export_path(tmp_path, "onnx") == tmp_path / "generator.onnx"
+    assert default_export_path("RealESRGAN_x4plus", "onnx") == Path("RealESRGAN_x4plus.onnx")
+    assert default_export_path("cyclegan/horse2zebra", "onnx") == Path("horse2zebra.onnx")
+    assert default_export_path("https://example.org/m/net.pth?download=1", "onnx") == Path("net.onnx")
+    assert default_export_path("hf://org/repo/sub/net.pth", "onnx") == Path("net.onnx")

@@ -58,11 +58,16 @@ class PaddedGenerator(nn.Module):
 
 
 def default_export_path(model_path: str | Path, format: str) -> Path:
-    """``generator.safetensors`` -> ``generator.onnx``; a run folder -> ``RUN/generator.onnx``."""
+    """``generator.safetensors`` -> ``generator.onnx`` beside it; a run folder ->
+    ``RUN/generator.onnx``; a name or URL (``RealESRGAN_x4plus``, ``https://.../net.pth``,
+    ``hf://ORG/REPO/net.pth``) -> ``net.onnx`` in the current folder, never inside the cache."""
     path = Path(model_path)
     if path.is_dir():
         return path / f"generator{EXPORT_FORMATS[format]}"
-    return path.with_suffix(EXPORT_FORMATS[format])
+    if path.is_file():
+        return path.with_suffix(EXPORT_FORMATS[format])
+    stem = Path(str(model_path).rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]).stem or "generator"
+    return Path(stem + EXPORT_FORMATS[format])
 
 
 def export_generator(

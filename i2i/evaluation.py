@@ -13,6 +13,9 @@ The SR literature (SRCNN onwards, the SRGAN and EDSR tables, BasicSR's scripts) 
   ``L = 255``, over the valid region; on RGB the mean over the three channels.
 
 ``y_channel=False`` measures on RGB instead (BasicSR's model-zoo figures), with the same crop.
+
+**No reference.** :func:`evaluate_niqe` scores a folder of images (SR outputs, say) with NIQE
+(:mod:`i2i.niqe`), which needs no ground truth: lower is more natural.
 """
 from __future__ import annotations
 
@@ -30,14 +33,17 @@ import torch
 import torch.nn.functional as F
 
 from i2i.imageops import convert_channels, to_uint8
-from i2i.data.io import list_images, read_image
+from i2i.data.io import list_images, read_image, read_image_size
 from i2i.data.resize import imresize_array
-from i2i.errors import DataError, UsageError
+from i2i.errors import DataError, UsageError, format_problems
+from i2i.niqe import BLOCK, niqe
 
 __all__ = [
     "FORMATS",
     "ImageScores",
     "EvalReport",
+    "NiqeScore",
+    "NiqeReport",
     "rgb_to_y",
     "modcrop",
     "crop_border",
@@ -47,6 +53,7 @@ __all__ = [
     "make_lr",
     "bicubic_upscale",
     "evaluate_sr",
+    "evaluate_niqe",
     "format_report",
 ]
 
@@ -176,6 +183,28 @@ class EvalReport:
         return out
 
 
+@dataclass
+class NiqeScore:
+    """The NIQE of one image (lower is more natural)."""
+
+    image: str
+    width: int
+    height: int
+    niqe: float
+
+
+@dataclass
+class NiqeReport:
+    """Per-image NIQE, the mean, and the conventions they were measured with."""
+
+    images: list[NiqeScore]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> dict[str, float | None]:
+        return {"niqe": float(np.mean([s.niqe for s in self.images])) if self.images else None}
+
+
 def _match_lr(hr_path: Path, hr_dir: Path, lr_files: dict[str, Path], scale: int) -> Path:
     rel = hr_path.relative_to(hr_dir).with_suffix("").as_posix()
     for key in (rel, f"{rel}x{scale}", f"{rel}_x{scale}", f"{rel}_LR"):
@@ -283,6 +312,66 @@ def evaluate_sr(
     return EvalReport(images=results, settings=settings)
 
 
+def _niqe_input(image: np.ndarray) -> np.ndarray:
+    """A read image as :func:`~i2i.niqe.niqe` takes it: uint8, gray kept gray, alpha dropped."""
+    image = to_uint8(image)
+    return convert_channels(image, 1 if image.shape[2] == 1 else 3)
+
+
+def _too_small_for_niqe(paths: list[Path], folder: Path, crop_border: int) -> list[str]:
+    """The images that give fewer than two NIQE blocks after the crop, as 'name (WxH)'."""
+    small = []
+    for path in paths:
+        height, width = read_image_size(path)
+        if ((height - 2 * crop_border) // BLOCK) * ((width - 2 * crop_border) // BLOCK) < 2:
+            small.append(f"{path.relative_to(folder).as_posix()} ({width}x{height})")
+    return small
+
+
+def evaluate_niqe(
+    sr_dir: str | os.PathLike,
+    *,
+    crop_border: int = 0,
+    y_channel: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> NiqeReport:
+    """NIQE of every image of ``sr_dir`` (read recursively), as they are: no reference needed.
+
+    Colour images are measured on the Y channel (or gray with ``y_channel=False``), gray images
+    as they are, 16-bit images after scaling to 8 bits; ``crop_border`` pixels are cut from every
+    side first. Every image must hold two 96x96 blocks after the crop; the ones that do not are
+    all listed before anything is scored.
+    """
+    if crop_border < 0:
+        raise UsageError(f"--crop-border must be 0 or more, got {crop_border}.")
+    sr_dir = Path(sr_dir)
+    paths = list_images(sr_dir)
+    if not paths:
+        raise DataError(f"No images in the folder {str(sr_dir)!r}.")
+    small = _too_small_for_niqe(paths, sr_dir, crop_border)
+    if small:
+        raise DataError(
+            f"NIQE needs at least two {BLOCK}x{BLOCK} blocks per image (e.g. {2 * BLOCK}x{BLOCK} pixels) after "
+            f"a border crop of {crop_border}; too small:\n{format_problems(small)}"
+        )
+    results = []
+    for path in paths:
+        image = _niqe_input(read_image(path))
+        name = path.relative_to(sr_dir).as_posix()
+        score = niqe(image, crop_border=crop_border, y_channel=y_channel)
+        results.append(NiqeScore(image=name, width=image.shape[1], height=image.shape[0], niqe=score))
+        if progress is not None:
+            progress(name)
+    settings = {
+        "metric": "NIQE (Mittal et al. 2013), the MATLAB release's pristine model; lower is better",
+        "channel": "Y (BT.601, MATLAB rgb2ycbcr)" if y_channel else "gray (0.299 R + 0.587 G + 0.114 B)",
+        "border_crop": crop_border,
+        "blocks": f"{BLOCK}x{BLOCK} without overlap, at two scales",
+        "images": str(sr_dir),
+    }
+    return NiqeReport(images=results, settings=settings)
+
+
 def _fmt(value: float | None, digits: int) -> str:
     if value is None:
         return "-"
@@ -291,10 +380,46 @@ def _fmt(value: float | None, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def format_report(report: EvalReport, fmt: str = "table") -> str:
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Aligned lines: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def _format_niqe(report: NiqeReport, fmt: str) -> str:
+    mean = report.mean["niqe"]
+    if fmt == "json":
+        return json.dumps(
+            {"settings": report.settings, "images": [asdict(s) for s in report.images], "mean": report.mean}, indent=2
+        )
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["image", "width", "height", "niqe"])
+        for s in report.images:
+            writer.writerow([s.image, s.width, s.height, s.niqe])
+        writer.writerow(["mean", "", "", mean])
+        return buffer.getvalue().rstrip("\n")
+    rows = [[s.image, f"{s.width}x{s.height}", _fmt(s.niqe, 4)] for s in report.images]
+    rows.append(["mean", "", _fmt(mean, 4)])
+    s = report.settings
+    title = (
+        f"# NIQE (lower is better), {s.get('channel')}, border crop {s.get('border_crop')}, "
+        f"blocks {s.get('blocks')}; images: {s.get('images')}"
+    )
+    return "\n".join([title, *_table(["image", "size", "NIQE"], rows)])
+
+
+def format_report(report: EvalReport | NiqeReport, fmt: str = "table") -> str:
     """The report as an aligned text table, CSV or JSON (per image, then the mean)."""
     if fmt not in FORMATS:
         raise UsageError(f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}.")
+    if isinstance(report, NiqeReport):
+        return _format_niqe(report, fmt)
     has_model = any(s.model_psnr is not None for s in report.images)
     mean = report.mean
     if fmt == "json":
@@ -320,17 +445,9 @@ def format_report(report: EvalReport, fmt: str = "table") -> str:
         return buffer.getvalue().rstrip("\n")
     header = ["image", "size", "bicubic PSNR", "SSIM"] + (["model PSNR", "SSIM"] if has_model else [])
     table = [[r[0], f"{r[1]}x{r[2]}" if r[1] else ""] + r[3:] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
     s = report.settings
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    lines = [
+    title = (
         f"# x{s.get('scale')}, {s.get('channel')}, border crop {s.get('border_crop')}, {s.get('rounding')}; "
-        f"LR: {s.get('lr')}",
-        line(header),
-        *(line(r) for r in table[:-1]),
-        line(table[-1]),
-    ]
-    return "\n".join(lines)
+        f"LR: {s.get('lr')}"
+    )
+    return "\n".join([title, *_table(header, table)])

@@ -1,4 +1,5 @@
-"""``i2i data ...``: download public data sets, combine paired folders, build offline demo data.
+"""``i2i data ...``: download public data sets, combine paired folders, build offline demo data,
+extract frames of a video.
 
 A thin layer over :mod:`i2i.data`: parse, call, print. User mistakes (i2i's own errors)
 become one-line messages without a traceback. Heavy modules are imported inside
@@ -80,13 +81,14 @@ def download_command(name: str, root: Path, base_url: str | None, sha256: str | 
 @click.argument("a_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("b_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace pairs that already exist in OUT (never an input).")
 @user_errors
-def combine_command(a_dir: Path, b_dir: Path, out: Path) -> None:
+def combine_command(a_dir: Path, b_dir: Path, out: Path, overwrite: bool) -> None:
     """Write aligned A|B pairs (pix2pix format) from two folders matched by relative path.
 
     A_DIR/train/0001.jpg and B_DIR/train/0001.png become OUT/train/0001.png with A on the
-    left and B on the right. Unmatched names and size mismatches are all listed before
-    anything is written.
+    left and B on the right. Unmatched names, size mismatches and outputs that already exist
+    (without --overwrite) are all listed before anything is written.
 
     \b
     Example:
@@ -94,7 +96,7 @@ def combine_command(a_dir: Path, b_dir: Path, out: Path) -> None:
     """
     from i2i.data.combine import combine_folders
 
-    written = combine_folders(a_dir, b_dir, out, progress=True)
+    written = combine_folders(a_dir, b_dir, out, progress=True, overwrite=overwrite)
     click.echo(f"wrote {len(written)} pair{'' if len(written) == 1 else 's'} to {out}")
 
 
@@ -127,3 +129,50 @@ def demo_command(out: Path, size: int, crops_per_photo: int, seed: int) -> None:
         click.echo(f"{folder / name}: {counts}")
     counts = ", ".join(f"{d} {len(list((unpaired / d).glob('*.png')))}" for d in ("trainA", "trainB", "testA", "testB"))
     click.echo(f"{unpaired}: {counts}")
+
+
+@data_group.command("frames")
+@click.argument("video", type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--every", default=1, show_default=True, type=int, metavar="N",
+              help="Keep every Nth frame of the range (its first frame, then N frames apart).")
+@click.option("--scene-change", type=float, default=None, metavar="THRESHOLD",
+              help="Keep a frame only when it differs from the last kept one by more than THRESHOLD: the mean "
+                   "absolute difference of the two frames in gray, shrunk to 64 px, as a fraction of full scale "
+                   "(0-1; 0.1-0.3 suits most footage). With --every, only every Nth frame is compared.")
+@click.option("--start", default=None, help="First frame: a frame number (120) or a time (5s, 2.5s, 1:30).")
+@click.option("--end", default=None, help="Stop before this frame: a frame number or a time (exclusive).")
+@click.option("--max-frames", type=int, default=None, metavar="N", help="Stop after N frames are kept.")
+@click.option("--ext", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
+              help="Frame format: png (lossless, for training) or jpg.")
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG quality (default 95).")
+@click.option("--overwrite", is_flag=True, help="Replace frame files that already exist (default: leave them).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@user_errors
+def frames_command(video: Path, out: Path, every: int, scene_change: float | None, start: str | None,
+                   end: str | None, max_frames: int | None, ext: str, quality: int | None, overwrite: bool,
+                   quiet: bool) -> None:
+    """Extract frames of VIDEO into the folder OUT: HR images to fine-tune an SR model on your footage.
+
+    Frames are named by their index in the video, OUT/VIDEO-STEM_000123.png, and written
+    atomically. Files already in OUT are left as they are (a rerun completes an interrupted one)
+    unless --overwrite. Without --every or --scene-change every frame of the range is kept.
+
+    \b
+    Examples:
+      i2i data frames my_clip.mp4 frames/ --every 10
+      i2i data frames my_clip.mp4 frames/ --scene-change 0.15 --max-frames 200
+      i2i data frames film.mkv frames/ --start 1:30 --end 2:00 --every 12 --ext jpg
+      i2i train finetune_realesrgan_x4plus --set data.root=frames
+    """
+    from i2i.data.frames import extract_frames
+
+    report = extract_frames(video, out, every=every, scene_change=scene_change, start=start, end=end,
+                            max_frames=max_frames, ext=ext, quality=quality, overwrite=overwrite,
+                            progress=not quiet)
+    last = report.first + report.decoded - 1
+    already = f", {report.existing} already there" if report.existing else ""
+    click.echo(f"kept {len(report.kept)} of frames {report.first}-{last} of {video.name}: "
+               f"wrote {report.written}{already}, in {out}")
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)

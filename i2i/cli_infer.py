@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from i2i.cli_common import CONTEXT, user_errors
-from i2i.errors import UsageError, VideoError
+from i2i.errors import DataError, UsageError, VideoError
 
 _PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # i2i.device.PRECISIONS, without importing torch
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")  # video.PRESETS
@@ -118,22 +118,35 @@ def _parse_devices(devices: str | None, device: str) -> tuple[list[str], str]:
 def _folder_command(default_model: str | None, name: str) -> Callable[..., Any]:
     def run(
         model: str, input_path: Path, output_path: Path, direction: str | None, device: str, overwrite: bool,
-        suffix: str, ext: str | None, quality: int | None, allow_inside_input: bool, **kwargs: Any,
+        suffix: str, ext: str | None, quality: int | None, allow_inside_input: bool, max_pixels: int | None,
+        **kwargs: Any,
     ) -> None:
+        from i2i.data.io import max_pixel_limit
         from i2i.inference.folder import translate_path
 
+        limit = max_pixel_limit(max_pixels)  # a bad I2I_MAX_PIXELS before the model is loaded
         translator = _load_translators(model, direction, [device], _translator_options(kwargs))[0]
         report = translate_path(
             translator, input_path, output_path, overwrite=overwrite, suffix=suffix, ext=ext, quality=quality,
-            allow_inside_input=allow_inside_input, desc=name,
+            allow_inside_input=allow_inside_input, desc=name, max_pixels=limit,
         )
-        click.echo(report.summary())
-        for path, reason in report.failed:
-            click.echo(f"  failed: {path}: {reason}", err=True)
-        if report.failed:
-            sys.exit(1)
+        if input_path.is_file() and report.failed:  # one image: its problem is the one line
+            path, reason = report.failed[0]
+            raise DataError(reason if str(path) in reason else f"{path}: {reason}")
+        _print_folder_report(report)
 
     return run
+
+
+def _print_folder_report(report: Any) -> None:
+    """The summary, then one line per failed file and per note; exit status 1 when any failed."""
+    click.echo(report.summary())
+    for path, note in report.notes:
+        click.echo(f"  note: {path}: {note}", err=True)
+    for path, reason in report.failed:
+        click.echo(f"  failed: {path}: {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
 
 
 def _folder_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,6 +159,9 @@ def _folder_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality."),
         click.option("--allow-inside-input", is_flag=True,
                      help="Allow the output folder to be (inside) the input folder; inputs are still never overwritten."),
+        click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
+                     help="Refuse images whose header declares more than N pixels, before decoding them "
+                     "(default: I2I_MAX_PIXELS, else 268435456 = 16384 x 16384; 0: no limit)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -264,11 +280,7 @@ def _print_video_report(report: Any) -> None:
     from i2i.inference.folder import FolderReport
 
     if isinstance(report, FolderReport):
-        click.echo(report.summary())
-        for path, reason in report.failed:
-            click.echo(f"  failed: {path}: {reason}", err=True)
-        if report.failed:
-            sys.exit(1)
+        _print_folder_report(report)
         return
     for note in report.notes:
         click.echo(f"Note: {note}", err=True)
@@ -292,8 +304,9 @@ def _print_video_report(report: Any) -> None:
               help="Output file (default: next to the model, .onnx or .pt).")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which generator of a two-way run.")
 @click.option("--opset", type=click.IntRange(min=11), default=17, show_default=True, help="ONNX opset version.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file (never the model being exported).")
 @_inference_errors
-def export(model: str, fmt: str, output: Path | None, direction: str | None, opset: int) -> None:
+def export(model: str, fmt: str, output: Path | None, direction: str | None, opset: int, overwrite: bool) -> None:
     """Export a generator to ONNX or TorchScript with dynamic batch, height and width.
 
     The graph pads to the generator's size multiple and crops back, so any size works. Input and
@@ -309,5 +322,5 @@ def export(model: str, fmt: str, output: Path | None, direction: str | None, ops
     from i2i.inference.export import default_export_path, export_generator
 
     target = output or default_export_path(model, fmt)
-    path = export_generator(model, target, format=fmt, direction=direction, opset=opset)
+    path = export_generator(model, target, format=fmt, direction=direction, opset=opset, overwrite=overwrite)
     click.echo(f"Wrote {path}")

@@ -6,7 +6,10 @@ stem, possibly in sub-folders (``A/train/0001.jpg`` pairs with ``B/train/0001.pn
 sets (facades, maps, edges2shoes, ...) use.
 
 Everything is checked before the first file is written: unmatched names, two files with the same
-stem in one folder, and pairs of different sizes are all listed in one ``DataError``. When the
+stem in one folder, pairs of different sizes and outputs that already exist (unless
+``overwrite``) are all listed in one ``DataError``. An input is never overwritten, not even with
+``overwrite`` (an output name may lead to an input through a symbolic link). A full or read-only
+disk stops the run with one ``DataError`` naming the file. When the
 halves differ in format they are brought to a common one losslessly: gray becomes 3-channel RGB,
 an image without alpha gets an opaque alpha if the other half has one, and 8-bit samples become
 16-bit (``v * 257``) if the other half is 16-bit.
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i2i.data.io import list_images, read_image, read_image_size, write_image
+from i2i.data.io import list_images, read_image, read_image_size, write_image, write_problem
 from i2i.errors import DataError, format_problems
 
 __all__ = ["combine_folders", "combine_pair"]
@@ -80,11 +83,48 @@ def combine_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b], axis=1)
 
 
+def _check_existing(outputs: dict[str, Path], inputs: list[Path], overwrite: bool, problems: list[str]) -> None:
+    """Outputs that exist: never an input (a link may lead there); others only with ``overwrite``."""
+    input_files = {path.resolve() for path in inputs}
+    existing = [path for path in outputs.values() if path.exists() or path.is_symlink()]
+    for path in existing:
+        if path.resolve() in input_files:
+            problems.append(f"output '{path}' leads to an input file, which is never overwritten; choose another OUT folder")
+    if not overwrite:
+        others = [path for path in existing if path.resolve() not in input_files]
+        problems.extend(f"output '{path}' exists; pass --overwrite to replace it" for path in others)
+
+
 def _raise_problems(a_dir: Path, b_dir: Path, problems: list[str]) -> None:
     raise DataError(
         f"cannot combine '{a_dir}' and '{b_dir}': {len(problems)} problem(s), nothing was written:\n"
         + format_problems(problems, bullet="- ")
     )
+
+
+def _write_pairs(
+    keys: list[str], a_index: dict[str, Path], b_index: dict[str, Path], outputs: dict[str, Path], progress: bool
+) -> list[Path]:
+    """Read, combine and write each checked pair; a disk that fails is one DataError naming the file."""
+    from tqdm.auto import tqdm
+
+    written: list[Path] = []
+    for key in tqdm(keys, desc="combine", unit="pair", disable=not progress):
+        a_image, b_image = read_image(a_index[key]), read_image(b_index[key])
+        if a_image.shape[:2] != b_image.shape[:2]:  # header and decoder disagreed: rare, still say which
+            raise DataError(
+                f"size mismatch for '{key}': '{a_index[key]}' decodes to {a_image.shape[0]}x{a_image.shape[1]}, "
+                f"'{b_index[key]}' to {b_image.shape[0]}x{b_image.shape[1]}"
+            )
+        try:
+            write_image(outputs[key], combine_pair(a_image, b_image))
+        except OSError as error:
+            problem = write_problem(error) or (error.strerror or str(error))
+            raise DataError(
+                f"cannot write '{outputs[key]}': {problem}; the {len(written)} pair(s) written before it are kept"
+            ) from None
+        written.append(outputs[key])
+    return written
 
 
 def combine_folders(
@@ -93,6 +133,7 @@ def combine_folders(
     out_dir: str | os.PathLike,
     *,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write every matched A/B pair as one aligned ``A|B`` PNG.
 
@@ -102,14 +143,15 @@ def combine_folders(
         out_dir: output folder; sub-folders of A (``train/``, ``val/``, ``test/``) are mirrored.
             Must not lie inside ``a_dir`` or ``b_dir``.
         progress: show a progress bar on stderr.
+        overwrite: replace outputs that already exist (never an input file).
 
     Returns:
         The written files, sorted: ``out_dir / <relative stem>.png``, each ``(H, 2W, C)``.
 
     Raises:
-        DataError: unmatched names, duplicate stems, size mismatches or outputs that would land
-            in an input folder; all are listed (the first 20 and a count), before anything is
-            written.
+        DataError: unmatched names, duplicate stems, size mismatches, outputs that would land
+            in an input folder or that exist (without ``overwrite``); all are listed (the first 20
+            and a count), before anything is written. Also a disk that is full or read-only.
         FileNotFoundError / NotADirectoryError: an input folder is missing.
         ImageReadError: an image cannot be read.
     """
@@ -138,6 +180,7 @@ def combine_folders(
                 f"output '{outputs[key]}' would be written inside an input folder; choose an OUT folder outside A and B"
             )
             break  # one line says it all; every other output has the same cause
+    _check_existing(outputs, a_images + b_images, overwrite, problems)
     for key in keys:
         a_size, b_size = read_image_size(a_index[key]), read_image_size(b_index[key])
         if a_size != b_size:
@@ -148,16 +191,4 @@ def combine_folders(
     if problems:
         _raise_problems(a_dir, b_dir, problems)
 
-    from tqdm.auto import tqdm
-
-    written: list[Path] = []
-    for key in tqdm(keys, desc="combine", unit="pair", disable=not progress):
-        a_image, b_image = read_image(a_index[key]), read_image(b_index[key])
-        if a_image.shape[:2] != b_image.shape[:2]:  # header and decoder disagreed: rare, still say which
-            raise DataError(
-                f"size mismatch for '{key}': '{a_index[key]}' decodes to {a_image.shape[0]}x{a_image.shape[1]}, "
-                f"'{b_index[key]}' to {b_image.shape[0]}x{b_image.shape[1]}"
-            )
-        write_image(outputs[key], combine_pair(a_image, b_image))
-        written.append(outputs[key])
-    return written
+    return _write_pairs(keys, a_index, b_index, outputs, progress)

@@ -32,12 +32,22 @@ Orientation
     the exception: OpenCV's TIFF decoder already applies the TIFF Orientation tag (same number,
     0x0112), so it is not applied a second time.
 
+Size limit
+    Decoders allocate the whole image first, and a PNG of 115 KB can declare 3.9 GB of pixels.
+    :func:`read_image` reads the size from the header (:mod:`i2i.data.headers`, nothing decoded)
+    and refuses images of more than :data:`DEFAULT_MAX_PIXELS` = 16384 x 16384 = 268,435,456
+    pixels (268 megapixels): a 16K square frame, and twice a 16K UHD frame (15360 x 8640), still
+    passes, while the decoded image stays at most 0.75 GiB (8-bit RGB) or 2 GiB (16-bit RGBA).
+    ``max_pixels=`` or the ``I2I_MAX_PIXELS`` environment variable raises or lowers it (0: no
+    limit of i2i's own; OpenCV keeps its 1-gigapixel limit, ``OPENCV_IO_MAX_IMAGE_PIXELS``).
+
 Writing is atomic: the file is encoded in memory, written to a hidden temporary file in the same
 folder, flushed, fsynced and renamed over the target, so an interrupted run never leaves a
 partial image behind.
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import warnings
@@ -46,13 +56,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from i2i.errors import DataError
+from i2i.data.headers import (
+    JPEG_SOI,
+    PNG_SIGNATURE,
+    TIFF_MAGIC,
+    frame_count,
+    jpeg_truncated,
+    png_exif,
+    png_truncated,
+    stored_size,
+)
+from i2i.errors import DataError, UsageError
 from i2i.files import atomic_write_bytes
 from i2i.imageops import MAX_VALUE, check_image_array, to_uint8
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "count_frames",
+    "max_pixel_limit",
+    "write_problem",
     "is_image_file",
     "list_images",
     "read_image",
@@ -66,10 +90,11 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".
 _SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
 _LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".webp")
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_JPEG_SOI = b"\xff\xd8"
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 _EXIF_ORIENTATION_TAG = 0x0112
+
+#: Images declaring more pixels than this are refused before decoding (see the module docstring).
+DEFAULT_MAX_PIXELS = 16384 * 16384
+MAX_PIXELS_ENV = "I2I_MAX_PIXELS"
 
 
 class ImageReadError(DataError):
@@ -87,87 +112,43 @@ class ImageReadError(DataError):
 # ----------------------------------------------------------------------------- reading
 
 
-def _png_truncated(data: bytes) -> bool:
-    """True when the PNG chunk list runs past the end of the data before its IEND chunk."""
-    pos, size = len(_PNG_SIGNATURE), len(data)
-    while True:
-        if pos + 8 > size:
-            return True
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        chunk_type = data[pos + 4 : pos + 8]
-        end = pos + 12 + length  # length + type + payload + CRC
-        if end > size:
-            return True
-        if chunk_type == b"IEND":
-            return False  # bytes after IEND are tolerated, as every decoder does
-        pos = end
+def max_pixel_limit(max_pixels: int | None = None) -> int:
+    """The decoded-pixel limit: ``max_pixels`` when given, else ``I2I_MAX_PIXELS``, else
+    :data:`DEFAULT_MAX_PIXELS`; 0 means no limit of i2i's own.
 
-
-def _jpeg_truncated(data: bytes) -> bool:
-    """True when the JPEG marker structure ends before its end-of-image (EOI) marker.
-
-    The segments are walked by their lengths (so an EXIF thumbnail's own EOI inside APP1 does
-    not count) and entropy-coded scan data is skipped to the next real marker. Only running off
-    the end counts as truncation; other oddities are left to the decoder to judge.
+    Raises:
+        UsageError: a negative value, or an ``I2I_MAX_PIXELS`` that is not a whole number.
     """
-    size = len(data)
-    pos = 2  # after SOI
-    while pos < size:
-        if data[pos] != 0xFF:
-            return False  # not a marker where one should be: corrupt, but not our call
-        while pos < size and data[pos] == 0xFF:  # fill bytes
-            pos += 1
-        if pos >= size:
-            return True
-        marker = data[pos]
-        pos += 1
-        if marker == 0xD9:  # EOI
-            return False
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM / RSTn carry no length
-            continue
-        if pos + 2 > size:
-            return True
-        length = int.from_bytes(data[pos : pos + 2], "big")
-        if length < 2:
-            return False
-        pos += length
-        if pos > size:
-            return True
-        if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next marker
-            while True:
-                ff = data.find(b"\xff", pos)
-                if ff < 0 or ff + 1 >= size:
-                    return True
-                following = data[ff + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7:
-                    pos = ff + 2  # stuffed 0xFF byte or restart marker: still scan data
-                elif following == 0xFF:
-                    pos = ff + 1  # fill byte before a marker
-                else:
-                    pos = ff
-                    break
-    return True
+    if max_pixels is None:
+        text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+        if not text:
+            return DEFAULT_MAX_PIXELS
+        if not text.isdigit():
+            raise UsageError(
+                f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a pixel count; set a whole number "
+                f"such as {DEFAULT_MAX_PIXELS} (0 for no limit), or unset it"
+            )
+        return int(text)
+    if max_pixels < 0:
+        raise UsageError(f"--max-pixels must be a pixel count >= 0 (0: no limit), got {max_pixels}")
+    return int(max_pixels)
 
 
-def _png_exif(data: bytes) -> bytes | None:
-    """The payload of a PNG's ``eXIf`` chunk, or None. Walks the chunk list only: Pillow would
-    decode the whole image to find an eXIf chunk placed after the pixel data."""
-    pos, size = len(_PNG_SIGNATURE), len(data)
-    while pos + 8 <= size:
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        chunk_type = data[pos + 4 : pos + 8]
-        if chunk_type == b"eXIf":
-            return data[pos + 8 : pos + 8 + length]
-        if chunk_type == b"IEND":
-            return None
-        pos += 12 + length
-    return None
+def _check_pixels(path: Path, width: int, height: int, limit: int) -> None:
+    """Refuse an image of ``width`` x ``height`` above ``limit`` pixels (0: no limit)."""
+    if limit and width * height > limit:
+        raise ImageReadError(
+            path,
+            f"it is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), more than the limit of "
+            f"{limit:,} pixels that keeps a small file from filling the memory when decoded; if the image is "
+            f"genuine, raise the limit with --max-pixels {width * height} (or {MAX_PIXELS_ENV})",
+        )
 
 
 def _exif_orientation(data: bytes) -> int:
     """The EXIF orientation (1-8) stored in encoded image bytes; 1 when absent or unreadable."""
-    png_exif = _png_exif(data) if data.startswith(_PNG_SIGNATURE) else None
-    if data.startswith(_PNG_SIGNATURE) and png_exif is None:
+    exif_payload = png_exif(data) if data.startswith(PNG_SIGNATURE) else None
+    if data.startswith(PNG_SIGNATURE) and exif_payload is None:
         return 1  # most PNGs: no EXIF, nothing to parse
     try:
         from PIL import Image
@@ -176,9 +157,9 @@ def _exif_orientation(data: bytes) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # decompression-bomb and EXIF parsing warnings
-            if png_exif is not None:
+            if exif_payload is not None:
                 exif = Image.Exif()
-                exif.load(png_exif)
+                exif.load(exif_payload)
                 value = exif.get(_EXIF_ORIENTATION_TAG, 1)
             else:
                 with Image.open(io.BytesIO(data)) as pil_image:  # lazy: parses the header only
@@ -208,11 +189,13 @@ def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as an upright RGB(A) or gray array.
 
     Args:
         path: any file OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP, ...); non-ASCII paths work.
+        max_pixels: refuse images with more pixels, checked from the header before decoding
+            (default: ``I2I_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`; 0: no limit).
 
     Returns:
         ``(H, W, C)`` array, ``C`` in ``{1, 3, 4}`` (gray, RGB, RGBA), dtype ``uint8`` or
@@ -221,9 +204,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         ImageReadError: the file is missing, a folder, empty, truncated (PNG/JPEG are checked
-            structurally), not an image, or has float/signed samples or an odd channel count.
+            structurally), not an image, larger than ``max_pixels``, or has float/signed samples
+            or an odd channel count.
     """
     path = Path(path)
+    limit = max_pixel_limit(max_pixels)
     if not path.exists():
         raise ImageReadError(path, "file does not exist")
     if path.is_dir():
@@ -235,10 +220,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if buffer.size == 0:
         raise ImageReadError(path, "file is empty (0 bytes)")
     data = buffer.tobytes()
-    if data.startswith(_PNG_SIGNATURE) and _png_truncated(data):
+    if data.startswith(PNG_SIGNATURE) and png_truncated(data):
         raise ImageReadError(path, "file is truncated (PNG data ends before its IEND chunk)")
-    if data.startswith(_JPEG_SOI) and _jpeg_truncated(data):
+    if data.startswith(JPEG_SOI) and jpeg_truncated(data):
         raise ImageReadError(path, "file is truncated (JPEG data ends before its end-of-image marker)")
+    declared = stored_size(data)
+    if declared is not None:
+        _check_pixels(path, *declared, limit)
 
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
@@ -246,6 +234,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(path, f"file is corrupt or not an image (OpenCV: {str(error).strip()[-200:]})") from error
     if image is None:
         raise ImageReadError(path, "file is truncated or not an image (OpenCV could not decode it)")
+    if declared is None:  # a format whose header is not parsed: check what was decoded
+        _check_pixels(path, image.shape[1], image.shape[0], limit)
     if image.dtype not in MAX_VALUE:
         raise ImageReadError(
             path,
@@ -266,7 +256,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
     else:
         raise ImageReadError(path, f"it has {channels} channels; expected 1 (gray), 3 (RGB) or 4 (RGBA)")
-    if data.startswith(_TIFF_MAGIC):
+    if data.startswith(TIFF_MAGIC):
         # OpenCV's TIFF decoder applies the TIFF Orientation tag itself, even with
         # IMREAD_UNCHANGED; rotating again here would undo it.
         return image
@@ -278,14 +268,14 @@ def _header_size(path: Path) -> tuple[int, int] | None:
     try:
         with open(path, "rb") as handle:
             head = handle.read(32)
-        if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+        if head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR":
             width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
             orientation = _exif_orientation(path.read_bytes())
             if orientation in (5, 6, 7, 8):
                 height, width = width, height
             return height, width
         with open(path, "rb") as handle:
-            if handle.read(4) in _TIFF_MAGIC:
+            if handle.read(4) in TIFF_MAGIC:
                 # Pillow reports TIFF sizes inconsistently around the Orientation tag (before and
                 # after loading differ); only decoding gives the size read_image returns.
                 return None
@@ -316,6 +306,39 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
         height, width = read_image(path).shape[:2]
         size = (int(height), int(width))
     return size
+
+
+_FORMAT_NAMES = {b"\x89PNG": "animated PNG", b"GIF8": "GIF", b"RIFF": "animated WebP"}
+
+
+def count_frames(path: str | os.PathLike) -> tuple[int, str]:
+    """``(frames, kind)`` of an image file: 1 for a still image, N for a multi-page TIFF, an
+    animated PNG, GIF or WebP (:func:`read_image` returns the first of them); ``kind`` names the
+    format (``"multi-page TIFF"``, ``"animated PNG"`` ...). Read from the header structure only."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+        if head[:2] in (JPEG_SOI, b"BM"):  # formats that hold one image
+            return 1, ""
+        data = head + handle.read()
+    kind = "multi-page TIFF" if head in TIFF_MAGIC else _FORMAT_NAMES.get(head, "")
+    return frame_count(data), kind
+
+
+# Disk-level write failures: the whole output place is unusable, not one file.
+_WRITE_PROBLEMS = {
+    errno.ENOSPC: ("no space left on the device (ENOSPC)", "free some space or choose an output on another disk"),
+    getattr(errno, "EDQUOT", -1): ("the disk quota is exceeded (EDQUOT)", "free some space or choose an output on another disk"),
+    errno.EROFS: ("the file system is read-only (EROFS)", "choose an output folder on a writable disk"),
+    errno.EACCES: ("permission denied (EACCES)", "choose an output folder you may write to, or change its permissions"),
+    errno.EPERM: ("operation not permitted (EPERM)", "choose an output folder you may write to, or change its permissions"),
+}
+
+
+def write_problem(error: OSError) -> str | None:
+    """``"problem; fix"`` for an error that makes every write to the same place fail (a full,
+    read-only or forbidden disk), None for other errors (one file's problem)."""
+    found = _WRITE_PROBLEMS.get(error.errno) if isinstance(error, OSError) else None
+    return None if found is None else f"{found[0]}; {found[1]}"
 
 
 # ----------------------------------------------------------------------------- writing

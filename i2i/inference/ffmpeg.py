@@ -3,6 +3,11 @@
 No ffprobe is needed: stream information is read from the ``Stream #0:N: Kind: codec`` lines that
 ``ffmpeg -i FILE`` prints. ffmpeg is found in this order: an explicit path, the ``I2I_FFMPEG``
 environment variable, the binary shipped by the ``imageio-ffmpeg`` package, ``ffmpeg`` on PATH.
+
+File names reach ffmpeg (and OpenCV's FFmpeg backend) through :func:`media_path`, as absolute
+paths: a relative name such as ``concat:a.mp4|b.mp4``, ``file:x.mp4`` or ``http:...`` would
+otherwise be taken as a protocol URL and read (or write) another file, and a name starting with
+``-`` as an option.
 """
 from __future__ import annotations
 
@@ -19,11 +24,21 @@ import numpy as np
 
 from i2i.errors import VideoError
 
-__all__ = ["find_ffmpeg", "Stream", "probe_streams", "FfmpegWriter", "concat_segments", "FfmpegError"]
+__all__ = ["find_ffmpeg", "media_path", "Stream", "probe_streams", "FfmpegWriter", "concat_segments", "FfmpegError"]
 
 
 class FfmpegError(VideoError):
     """ffmpeg failed; the message holds the end of its error output."""
+
+
+def media_path(path: str | os.PathLike) -> str:
+    """``path`` as ffmpeg must see it to take it as a file: absolute (see the module docstring).
+
+    ffmpeg reads ``proto:rest`` as a URL when ``proto`` is made of letters, digits, ``+``, ``-``
+    and ``.``; an absolute path starts with ``/`` (or a drive letter, which ffmpeg recognises), so
+    it is always the file of that name.
+    """
+    return os.path.abspath(os.fspath(path))
 
 
 def find_ffmpeg(explicit: str | os.PathLike | None = None) -> str | None:
@@ -82,7 +97,7 @@ _STREAM_LINE = re.compile(
 def probe_streams(path: str | os.PathLike, ffmpeg: str) -> list[Stream]:
     """The streams of ``path`` (empty when ffmpeg cannot read it)."""
     result = subprocess.run(
-        [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg, "-hide_banner", "-nostdin", "-i", media_path(path)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
     )
     streams = []
@@ -149,7 +164,7 @@ def _source_input_args(source: AudioSource) -> list[str]:
         args += ["-ss", f"{source.start:.6f}"]
     if source.duration is not None:
         args += ["-t", f"{source.duration:.6f}"]
-    return args + ["-i", str(source.path)]
+    return args + ["-i", media_path(source.path)]
 
 
 def _x264_args(crf: int, preset: str) -> list[str]:
@@ -214,7 +229,7 @@ class FfmpegWriter:
             cmd += _source_input_args(audio)
             stream_args, self.notes = _stream_args(audio, 1, extension)
             maps += stream_args
-        cmd += maps + _x264_args(crf, preset) + _container_args(extension) + [str(self.path)]
+        cmd += maps + _x264_args(crf, preset) + _container_args(extension) + [media_path(self.path)]
         self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
@@ -273,7 +288,7 @@ def concat_segments(
     extension = (extension or path.suffix).lower()
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as listing:
         for segment in segments:
-            escaped = str(Path(segment).resolve()).replace("'", "'\\''")
+            escaped = media_path(segment).replace("'", "'\\''")
             listing.write(f"file '{escaped}'\n")
     try:
         cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing.name]
@@ -283,7 +298,7 @@ def concat_segments(
             cmd += _source_input_args(audio)
             stream_args, notes = _stream_args(audio, 1, extension)
             maps += stream_args
-        cmd += maps + ["-c:v", "copy"] + _container_args(extension) + [str(path)]
+        cmd += maps + ["-c:v", "copy"] + _container_args(extension) + [media_path(path)]
         result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         if result.returncode != 0:
             tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-8:]

@@ -9,15 +9,26 @@
   threads encode behind it, joined by bounded queues. Images of the same size that come one after
   another are translated as a batch.
 * A file that cannot be read, translated or written is reported with its path and the reason; the
-  rest of the folder is still processed and the report lists the failures.
+  rest of the folder is still processed and the report lists the failures. Images whose header
+  declares more than ``max_pixels`` (:func:`i2i.data.io.max_pixel_limit`) are such failures.
+* Every output name is planned before anything is written: two inputs that would be written to
+  the same output (``a.png`` and ``a.jpg`` with ``ext="webp"``, or names that differ only by case
+  on a disk that ignores case) are refused with the list.
+* A multi-frame input (multi-page TIFF, animated PNG/GIF/WebP) is translated from its first frame
+  only, as OpenCV decodes it; the report notes each such file and its frame count.
+* A full, read-only or forbidden disk stops the run with one error naming the file and the
+  problem, since every later write would fail the same way; what was written stays (resumable).
+  A model that produces NaN/inf (:class:`~i2i.errors.ModelError`) stops it too.
 * The output folder may not lie inside the input folder unless ``allow_inside_input``; even then
   no input is ever overwritten and no file this run writes is taken as an input.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -25,8 +36,17 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from i2i.data.io import IMAGE_EXTENSIONS, is_image_file, list_images, read_image, write_image
-from i2i.errors import DataError, UsageError
+from i2i.data.io import (
+    IMAGE_EXTENSIONS,
+    count_frames,
+    is_image_file,
+    list_images,
+    max_pixel_limit,
+    read_image,
+    write_image,
+    write_problem,
+)
+from i2i.errors import DataError, ModelError, UsageError, format_problems
 from i2i.inference.pipeline import BoundedPool, Prefetcher, ordered_map
 from i2i.inference.runner import usable_cores
 from i2i.inference.translator import Translator
@@ -36,14 +56,19 @@ __all__ = ["FolderReport", "plan_outputs", "translate_path", "translate_pairs", 
 
 @dataclass
 class FolderReport:
-    """What a folder run did: outputs written, outputs skipped (already there), inputs that failed."""
+    """What a folder run did: outputs written, outputs skipped (already there), inputs that failed,
+    and notes on inputs that were translated with a caveat (only the first frame of several)."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[tuple[Path, str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return f"{len(self.written)} written, {len(self.skipped)} skipped (exist), {len(self.failed)} failed."
+        text = f"{len(self.written)} written, {len(self.skipped)} skipped (exist), {len(self.failed)} failed."
+        if self.notes:
+            text += f" {len(self.notes)} with several frames, of which only the first was translated."
+        return text
 
 
 def natural_key(path: Path) -> list:
@@ -109,7 +134,47 @@ def plan_outputs(
             raise DataError(
                 f"Output {str(dst)!r} would overwrite {what}; choose another output folder, --suffix or --ext."
             )
+    _check_collisions(pairs, output_path if input_path.is_dir() else pairs[0][1].parent)
     return pairs
+
+
+def _ignores_case(folder: Path) -> bool:
+    """True when the disk that will hold ``folder`` treats names differing only by case as one.
+
+    Probed without writing: the nearest existing folder (or a parent) whose name has letters is
+    looked up with its case swapped.
+    """
+    probe = folder.resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    for candidate in (probe, *probe.parents):
+        if candidate.name.swapcase() != candidate.name:
+            other = candidate.with_name(candidate.name.swapcase())
+            try:
+                return other.exists() and os.path.samefile(candidate, other)
+            except OSError:
+                return False
+    return False
+
+
+def _check_collisions(pairs: Sequence[tuple[Path, Path]], output_folder: Path) -> None:
+    """Refuse two inputs that would be written to one output file (nothing is written yet)."""
+    if len(pairs) < 2:
+        return
+    fold = _ignores_case(output_folder)
+    groups: dict[str, list[tuple[Path, Path]]] = defaultdict(list)
+    for src, dst in pairs:
+        groups[str(dst).casefold() if fold else str(dst)].append((src, dst))
+    clashes = [group for group in groups.values() if len(group) > 1]
+    if not clashes:
+        return
+    lines = [f"{str(g[0][1])!r} <- " + ", ".join(repr(str(src)) for src, _ in g) for g in clashes]
+    case = " (names that differ only by case are one file on this disk)" if fold else ""
+    raise DataError(
+        f"{len(clashes)} output file(s) would each be written from several inputs{case}, so all but one "
+        "result would be lost; nothing was written. Rename those inputs, or leave out --ext so each output "
+        "keeps its input's extension:\n" + format_problems(lines)
+    )
 
 
 def _folder_pairs(
@@ -149,46 +214,64 @@ class _Loaded:
     dst: Path
     image: np.ndarray | None = None
     error: str = ""
+    note: str = ""
 
 
-def _load(pair: tuple[Path, Path]) -> _Loaded:
+def _load(pair: tuple[Path, Path], max_pixels: int) -> _Loaded:
     src, dst = pair
     try:
-        return _Loaded(src, dst, read_image(src))
+        loaded = _Loaded(src, dst, read_image(src, max_pixels=max_pixels))
+        frames, kind = count_frames(src)
     except (ValueError, OSError) as exc:
         return _Loaded(src, dst, error=str(exc))
+    if frames > 1:
+        loaded.note = f"only the first of {frames} frames was translated ({kind or 'several images in one file'})"
+    return loaded
 
 
 class _FolderRun:
     """One run of :func:`translate_pairs`: batches to the translator, writes to a thread pool, a
-    shared report and progress bar."""
+    shared report and progress bar. A disk-level write failure is kept in ``fatal`` and stops it."""
 
     def __init__(self, translator: Translator, report: FolderReport, *, quality: int | None, writers: int,
                  prefetch: int, bar: tqdm) -> None:
         self.translator, self.report, self.quality, self.bar = translator, report, quality, bar
         self.lock = threading.Lock()
         self.pool = BoundedPool(writers, prefetch, name="i2i-write")
+        self.fatal: DataError | None = None
 
     def fail(self, src: Path, reason: str) -> None:
         with self.lock:
             self.report.failed.append((src, reason))
             self.bar.update()
 
-    def save(self, src: Path, dst: Path, image: np.ndarray) -> None:
+    def save(self, src: Path, dst: Path, image: np.ndarray, note: str) -> None:
+        if self.fatal is not None:
+            return  # the disk is full or read-only: later writes would fail the same way
         try:
             write_image(dst, image, quality=self.quality)
         except (ValueError, OSError) as exc:
-            self.fail(src, f"cannot write {str(dst)!r}: {exc}")
+            problem = write_problem(exc) if isinstance(exc, OSError) else None
+            if problem is None:
+                self.fail(src, f"cannot write {str(dst)!r}: {exc}")
+            else:
+                with self.lock:
+                    done = len(self.report.written)
+                    kept = (f"the {done} image(s) already written are kept, and the same command carries on "
+                            "from there" if done else "nothing was written")
+                    self.fatal = self.fatal or DataError(f"cannot write {str(dst)!r}: {problem}; {kept}.")
             return
         with self.lock:
             self.report.written.append(dst)
+            if note:
+                self.report.notes.append((src, note))
             self.bar.update()
 
     def flush(self, items: list[_Loaded]) -> None:
         try:
             outputs = self.translator.translate_images([item.image for item in items])
-        except (KeyboardInterrupt, SystemExit):
-            raise
+        except (KeyboardInterrupt, SystemExit, ModelError):
+            raise  # a broken model (NaN/inf, wrong scale) fails every image: stop
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the folder
             if len(items) > 1:  # find the culprit: translate one at a time
                 for item in items:
@@ -197,13 +280,15 @@ class _FolderRun:
             self.fail(items[0].src, f"translation failed: {type(exc).__name__}: {exc}")
             return
         for item, output in zip(items, outputs):
-            self.pool.submit(self.save, item.src, item.dst, output)
+            self.pool.submit(self.save, item.src, item.dst, output, item.note)
 
     def run(self, loaded: Iterable[_Loaded]) -> None:
         """Translate runs of same-size images as batches; every output is written before returning."""
         try:
             batch: list[_Loaded] = []
             for item in loaded:
+                if self.fatal is not None:
+                    break
                 if item.image is None:
                     self.fail(item.src, item.error)
                     continue
@@ -213,10 +298,12 @@ class _FolderRun:
                     self.flush(batch)
                     batch = []
                 batch.append(item)
-            if batch:
+            if batch and self.fatal is None:
                 self.flush(batch)
         finally:
             self.pool.close()  # every translated image is written (atomically) before returning
+        if self.fatal is not None:
+            raise self.fatal
 
 
 def translate_pairs(
@@ -230,12 +317,18 @@ def translate_pairs(
     readers: int | None = None,
     writers: int | None = None,
     prefetch: int | None = None,
+    max_pixels: int | None = None,
 ) -> FolderReport:
     """Translate ``(input, output)`` pairs in order; see the module docstring.
 
     ``readers``/``writers`` threads (default: up to 4, by CPU count) decode and encode; at most
     ``prefetch`` decoded images wait for the device and as many translated ones for the writers.
+    Images above ``max_pixels`` (default: :func:`~i2i.data.io.max_pixel_limit`) are refused unread.
+
+    Raises :class:`~i2i.errors.DataError` when the output disk is full, read-only or forbidden and
+    :class:`~i2i.errors.ModelError` when the model produces NaN/inf; other failures are per file.
     """
+    load = functools.partial(_load, max_pixels=max_pixel_limit(max_pixels))
     report = FolderReport()
     todo = []
     for src, dst in pairs:
@@ -251,13 +344,14 @@ def translate_pairs(
     prefetch = prefetch or max(4, 2 * translator.batch_size)
     with tqdm(total=len(todo), disable=not progress, unit="img", desc=desc, dynamic_ncols=True) as bar:
         run = _FolderRun(translator, report, quality=quality, writers=writers, prefetch=prefetch, bar=bar)
-        with Prefetcher(ordered_map(_load, todo, workers=readers, window=prefetch), prefetch, name="i2i-read") as loaded:
+        with Prefetcher(ordered_map(load, todo, workers=readers, window=prefetch), prefetch, name="i2i-read") as loaded:
             run.run(loaded)
     # Threads finish in any order; report in the input order.
     out_order = {dst: i for i, (_, dst) in enumerate(pairs)}
     in_order = {src: i for i, (src, _) in enumerate(pairs)}
     report.written.sort(key=lambda p: out_order.get(p, 0))
     report.failed.sort(key=lambda f: in_order.get(f[0], 0))
+    report.notes.sort(key=lambda f: in_order.get(f[0], 0))
     return report
 
 
@@ -275,11 +369,15 @@ def translate_path(
     recursive: bool = True,
     natural_order: bool = False,
     desc: str = "translate",
+    max_pixels: int | None = None,
 ) -> FolderReport:
     """Translate an image file or every image below a folder; see the module docstring."""
+    limit = max_pixel_limit(max_pixels)  # a bad I2I_MAX_PIXELS is reported before any work
     pairs = plan_outputs(
         Path(input_path), Path(output_path), suffix=suffix, ext=ext, allow_inside_input=allow_inside_input,
         recursive=recursive, natural_order=natural_order,
     )
-    return translate_pairs(translator, pairs, overwrite=overwrite, quality=quality, progress=progress, desc=desc)
+    return translate_pairs(
+        translator, pairs, overwrite=overwrite, quality=quality, progress=progress, desc=desc, max_pixels=limit
+    )
 

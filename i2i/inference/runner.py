@@ -5,7 +5,10 @@
 ``"fp32"`` force one. When a half-precision output contains NaN or inf the batch is recomputed in
 fp32, a warning is issued and fp32 is kept from then on. A model that declares it does not support
 a half precision (``supports_half``/``supports_bfloat16`` False, e.g. spandrel's SwinIR) runs in
-fp32 under ``auto`` and refuses that precision when it is asked for.
+fp32 under ``auto`` and refuses that precision when it is asked for. The first fp32 output is
+checked too (once, on the device): NaN or inf there is the model's own fault (weights of a run
+that diverged, a damaged file), and :class:`~i2i.errors.ModelError` names ``Runner.source``
+instead of writing black images.
 
 **Batches and memory.** :meth:`Runner.run` sends a batch of same-size images whole or as tiles, as
 the :class:`~i2i.inference.planner.MemoryPlanner` decides; an out-of-memory error asks the planner
@@ -117,6 +120,9 @@ class Runner:
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         self.module = module
+        #: What the error about a broken model names: the model file when loaded from one.
+        self.source = "the generator"
+        self._fp32_checked = False
         if compile:
             backend = compile if isinstance(compile, str) else "inductor"
             self.model: nn.Module = torch.compile(module, backend=backend)
@@ -147,6 +153,8 @@ class Runner:
                 )
                 self.amp_dtype = None
                 y = self.model(x).float()
+            if self.amp_dtype is None and not self._fp32_checked:
+                self._check_finite(y)
         expected = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
         if tuple(y.shape[-2:]) != expected:
             raise ModelError(
@@ -155,6 +163,16 @@ class Runner:
                 "file's scale is wrong"
             )
         return y
+
+    def _check_finite(self, y: torch.Tensor) -> None:
+        """Raise ModelError when an fp32 output holds NaN or inf; checked once per runner."""
+        if not bool(torch.isfinite(y).all()):
+            raise ModelError(
+                f"{self.source} produces NaN/inf values even in fp32: its weights are broken (a training run "
+                "that diverged, or a damaged file); nothing was written. Use another model file, or export "
+                "the generator again from an earlier, healthy checkpoint."
+            )
+        self._fp32_checked = True
 
     def peak_bytes(self, side: int) -> int:
         """Device memory a forward pass of one ``side`` x ``side`` input uses.

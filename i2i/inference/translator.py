@@ -156,12 +156,16 @@ class Translator:
     ) -> "Translator":
         """Load a generator file, run folder or foreign checkpoint (see :func:`load_generator`)."""
         model, info = load_generator(path, direction=direction)
-        return cls(model, info, device=device, **options)
+        translator = cls(model, info, device=device, **options)
+        translator.runner.source = f"the model {str(path)!r}"
+        return translator
 
     def to_device(self, device: str | torch.device) -> "Translator":
         """A copy of this translator (same options, its own model copy) on another device."""
         module = copy.deepcopy(self.module).to("cpu")
-        return Translator(module, self.info, device=device, **self.options)
+        copied = Translator(module, self.info, device=device, **self.options)
+        copied.runner.source = self.runner.source
+        return copied
 
     # ------------------------------------------------------------------ what the layers hold
 

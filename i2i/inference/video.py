@@ -25,7 +25,10 @@ number, resumable).
 **Bad input.** A missing file, a file that is not a video, a video with no decodable frame and a
 stream that ends before the frame count its container announces raise :class:`VideoError` with the
 reason; nothing is written then. Option values that cannot work raise
-:class:`~i2i.errors.UsageError`.
+:class:`~i2i.errors.UsageError`. A video named like a URL (``concat:a.mp4``, ``file:x.mp4``) is
+always read and written as the file of that name (:func:`~i2i.inference.ffmpeg.media_path`). A
+frame that cannot be written (a full, read-only or forbidden disk) stops the run with one
+:class:`VideoError` naming it; the frames already written stay, so the run can be repeated.
 
 **Several devices.** Given several translators (``--devices 0,1``), the work is split into
 contiguous parts by frame index, one per device, run side by side by

@@ -26,7 +26,7 @@ from typing import Iterator, Protocol, Sequence
 import cv2
 import numpy as np
 
-from i2i.data.io import IMAGE_EXTENSIONS, is_image_file, list_images, read_image, write_image
+from i2i.data.io import IMAGE_EXTENSIONS, is_image_file, list_images, read_image, write_image, write_problem
 from i2i.errors import VideoError
 from i2i.imageops import to_uint8
 from i2i.inference.ffmpeg import (
@@ -35,6 +35,7 @@ from i2i.inference.ffmpeg import (
     FfmpegWriter,
     concat_segments,
     find_ffmpeg,
+    media_path,
     probe_streams,
 )
 from i2i.inference.folder import natural_key
@@ -106,7 +107,7 @@ def open_video(path: str | os.PathLike) -> VideoInfo:
     """Check that ``path`` is a readable video and return its size, rate and frame count."""
     path = Path(path)
     _check_video_file(path)
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(media_path(path))  # absolute: never read as a protocol URL
     try:
         if not cap.isOpened():
             raise VideoError(
@@ -160,7 +161,7 @@ def decode_video(
     info: VideoInfo, start: int, end: int | None, stop: threading.Event | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Frames ``[start, end)`` as ``(index, RGB uint8)``; raises VideoError on a short stream."""
-    cap = cv2.VideoCapture(str(info.path))
+    cap = cv2.VideoCapture(media_path(info.path))
     index = 0
     try:
         # Skipping by grabbing is exact on every container, unlike seeking.
@@ -268,7 +269,7 @@ class _OpenCVWriter:
         self.width, self.height = width, height
         self.frames = 0
         fourcc = cv2.VideoWriter_fourcc(*_opencv_fourcc(extension))
-        self._writer = cv2.VideoWriter(str(path), fourcc, float(fps), (width, height))
+        self._writer = cv2.VideoWriter(media_path(path), fourcc, float(fps), (width, height))
         if not self._writer.isOpened():
             raise VideoError(f"OpenCV cannot write a {extension} video to {str(path)!r}.")
 
@@ -305,6 +306,9 @@ def make_folder(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise VideoError(f"cannot create the folder {str(path)!r}: a file is in the way; choose another output.") from None
+    except OSError as error:
+        problem = write_problem(error) or (error.strerror or str(error))
+        raise VideoError(f"cannot create the folder {str(path)!r}: {problem}.") from None
 
 
 def check_video_output(output: Path, inputs: Sequence[Path], overwrite: bool) -> None:
@@ -448,7 +452,15 @@ class FrameFolderSink:
         return self.folder / (FRAME_NAME.format(index) + self.ext)
 
     def put(self, index: int, source: np.ndarray, output: np.ndarray) -> None:
-        write_image(self.path(index), side_by_side(source, output) if self.compare else output, quality=self.quality)
+        path = self.path(index)
+        try:
+            write_image(path, side_by_side(source, output) if self.compare else output, quality=self.quality)
+        except OSError as error:  # a full or read-only disk stops the run: one line, no partial frame
+            problem = write_problem(error) or (error.strerror or str(error))
+            raise VideoError(
+                f"cannot write frame {str(path)!r}: {problem}. The frames already written are kept; running "
+                "the same command again carries on from there."
+            ) from None
 
     def close(self) -> None:
         pass

@@ -31,9 +31,14 @@ The cache
 Checksums
     Neither project publishes SHA-256 sums for these files. BasicSR-style file names carry the
     first 8 hex digits of the file's SHA-256 (``ESRGAN_SRx4_DF2KOST_official-ff704c30.pth``), and
-    that prefix is pinned and verified. For every other entry the SHA-256 of the first download
-    is recorded beside the file (``FILE.sha256``), reported, and verified on every later use.
-    Downloads resume after an interruption; see :mod:`i2i.fetch`.
+    that prefix is pinned and verified. The Real-ESRGAN generator release files (``x4plus``,
+    ``x2plus``, ``anime_6B``, ``animevideov3``, ``general-x4v3`` and its ``wdn`` companion) have
+    full SHA-256 sums pinned: the digests that many independent projects record for those GitHub
+    release assets, all agreeing with each other and with the files' published sizes. For every
+    other entry (the pix2pix/CycleGAN generators, ``RealESRNet_x4plus`` and the discriminators)
+    the SHA-256 of the first download is recorded beside the file (``FILE.sha256``), reported,
+    and verified on every later use. All official URLs are https. Downloads resume after an
+    interruption; see :mod:`i2i.fetch`.
 """
 from __future__ import annotations
 
@@ -71,8 +76,8 @@ __all__ = [
 ENV_HOME = "I2I_HOME"
 ENV_MODELS_URL = "I2I_MODELS_URL"
 
-PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
-CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+PIX2PIX_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
+CYCLEGAN_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 REALESRGAN_URL = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 _JUNYANZ_LICENSE = "BSD-2-Clause"
 _REALESRGAN_LICENSE = "BSD-3-Clause"
@@ -95,8 +100,8 @@ class PretrainedModel:
         scale: output size / input size (1 for translation).
         size_mb: approximate download size in MB (from the parameter count), for listings.
         license: SPDX identifier of the licence the authors publish the weights under.
-        sha256: the published SHA-256, or its published prefix; ``""`` when none is published
-            (the first download's is recorded and verified afterwards).
+        sha256: the pinned SHA-256 (see "Checksums" above), or the prefix a file name publishes;
+            ``""`` when none is known (the first download's is recorded and verified afterwards).
         description: one line for listings.
         kind: ``"generator"``, or ``"discriminator"`` (for fine-tuning; not a ``--model``).
         note: a caveat shown in listings.
@@ -173,14 +178,20 @@ PRETRAINED: dict[str, PretrainedModel] = {
                   key="cyclegan/facades_label2photo"),
         _cyclegan("iphone2dslr_flower", "iPhone flower photos -> DSLR shallow depth of field"),
         # Real-ESRGAN releases (docs/model_zoo.md, inference_realesrgan.py)
-        _realesrgan("RealESRGAN_x4plus", "v0.1.0", 4, 67.0, "RRDBNet, 23 blocks: general photos"),
-        _realesrgan("RealESRGAN_x2plus", "v0.2.1", 2, 67.1, "RRDBNet, 23 blocks: general photos"),
+        _realesrgan("RealESRGAN_x4plus", "v0.1.0", 4, 67.0, "RRDBNet, 23 blocks: general photos",
+                    sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"),
+        _realesrgan("RealESRGAN_x2plus", "v0.2.1", 2, 67.1, "RRDBNet, 23 blocks: general photos",
+                    sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb"),
         _realesrgan("RealESRNet_x4plus", "v0.1.1", 4, 67.0, "RRDBNet, 23 blocks, MSE loss only: smoother"),
-        _realesrgan("RealESRGAN_x4plus_anime_6B", "v0.2.2.4", 4, 17.9, "RRDBNet, 6 blocks: anime images"),
-        _realesrgan("realesr-animevideov3", "v0.2.5.0", 4, 2.5, "SRVGGNetCompact, 16 convs: anime video"),
-        _realesrgan("realesr-general-x4v3", "v0.2.5.0", 4, 4.9, "SRVGGNetCompact, 32 convs: general, small"),
+        _realesrgan("RealESRGAN_x4plus_anime_6B", "v0.2.2.4", 4, 17.9, "RRDBNet, 6 blocks: anime images",
+                    sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da"),
+        _realesrgan("realesr-animevideov3", "v0.2.5.0", 4, 2.5, "SRVGGNetCompact, 16 convs: anime video",
+                    sha256="b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d"),
+        _realesrgan("realesr-general-x4v3", "v0.2.5.0", 4, 4.9, "SRVGGNetCompact, 32 convs: general, small",
+                    sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292"),
         _realesrgan("realesr-general-wdn-x4v3", "v0.2.5.0", 4, 4.9,
-                    "weak-denoise companion of realesr-general-x4v3 (blended for --denoise_strength)"),
+                    "weak-denoise companion of realesr-general-x4v3 (blended for --denoise_strength)",
+                    sha256="1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca"),
         _realesrgan("ESRGAN_SRx4_DF2KOST_official", "v0.1.1", 4, 67.0, "the official ESRGAN (RRDBNet, DF2K+OST)",
                     file="ESRGAN_SRx4_DF2KOST_official-ff704c30.pth", sha256="ff704c30", license="Apache-2.0"),
         _realesrgan("RealESRGAN_x4plus_netD", "v0.2.2.3", 4, 17.5,

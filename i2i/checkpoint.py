@@ -9,11 +9,19 @@ tensors, numbers, strings and containers of them, so it loads with ``weights_onl
 
 Files written by other projects (pytorch-CycleGAN-and-pix2pix ``*_net_G.pth`` and so on) are
 imported by :mod:`i2i.foreign`.
+
+Loading checks a file before it builds anything: the description must be well-formed JSON with
+fields of the right types, name a registered *generator* (a discriminator is refused) and give it
+arguments within :data:`i2i.foreign.common.MODEL_ARGUMENT_LIMITS`; the model is then built on the
+meta device and its tensor names and shapes compared with the file's (read from the header, no
+data loaded). Only a file that matches is built for real, so a small file cannot make i2i
+allocate more than its weights. Every refusal is a :class:`~i2i.errors.ModelError` naming the file.
 """
 from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +31,10 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from i2i.files import atomic_write_bytes
 from i2i.errors import ModelError
-from i2i.models import create_model
+from i2i.files import atomic_write_bytes
+from i2i.foreign.common import check_tensor_storage, expected_shapes, shape_problems
+from i2i.models import create_model, model_role
 
 __all__ = [
     "GeneratorInfo",
@@ -87,17 +96,61 @@ class GeneratorInfo:
 
     @classmethod
     def from_json(cls, text: str) -> "GeneratorInfo":
-        d = json.loads(text)
+        """Parse :meth:`to_json`'s output; a :class:`ModelError` says what is malformed."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _malformed(f"is not valid JSON ({exc})") from None
+        if not isinstance(d, dict):
+            kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(d), "number")
+            raise _malformed(f"is a JSON {kind}, not an object")
+        for key in ("model", "kwargs"):
+            if key not in d:
+                raise _malformed(f"has no {key!r} field")
+        for key, (check, what) in _FIELD_TYPES.items():
+            if key in d and not check(d[key]):
+                raise _malformed(f"field {key!r} should be {what}, got {json.dumps(d[key])[:60]}")
+        if d.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ModelError(f"it was written by a newer i2i (format version {d['format_version']}; this one reads "
+                             f"up to {FORMAT_VERSION}); upgrade i2i to load it.")
         return cls(
             model=d["model"],
             kwargs=d["kwargs"],
-            value_range=tuple(d.get("value_range", (-1.0, 1.0))),
+            value_range=tuple(float(v) for v in d.get("value_range", (-1.0, 1.0))),  # type: ignore[arg-type]
             scale=int(d.get("scale", 1)),
             task=d.get("task", ""),
             direction=d.get("direction", ""),
             source=d.get("source", "i2i"),
             extra=d.get("extra", {}),
         )
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_range(value: Any) -> bool:
+    numbers = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    return numbers and value[0] < value[1]
+
+
+_FIELD_TYPES: dict[str, tuple[Any, str]] = {
+    "format_version": (_is_whole, "a whole number"),
+    "model": (lambda v: isinstance(v, str), "a string"),
+    "kwargs": (lambda v: isinstance(v, dict), "an object of argument names and values"),
+    "value_range": (_is_range, "two numbers, low then high"),
+    "scale": (lambda v: _is_whole(v) and 1 <= v <= 16, "a whole number from 1 to 16"),
+    "task": (lambda v: isinstance(v, str), "a string"),
+    "direction": (lambda v: isinstance(v, str), "a string"),
+    "source": (lambda v: isinstance(v, str), "a string"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+}
+_REEXPORT = "The file is damaged or was not written by i2i; export it again from its training run."
+
+
+def _malformed(problem: str) -> ModelError:
+    return ModelError(f"its i2i metadata {problem}. {_REEXPORT}")
 
 
 def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -114,14 +167,23 @@ def save_generator(path: str | Path, model: nn.Module, info: GeneratorInfo) -> N
 
 
 def read_generator_info(path: str | Path) -> GeneratorInfo | None:
-    """The description in an i2i generator file, or None if ``path`` is not one."""
+    """The description in an i2i generator file, or None if ``path`` is not one.
+
+    Raises:
+        ModelError: the description is there but malformed; the message names the file.
+    """
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception:
         return None
     text = meta.get(_METADATA_KEY)
-    return GeneratorInfo.from_json(text) if text else None
+    if not text:
+        return None
+    try:
+        return GeneratorInfo.from_json(text)
+    except ModelError as exc:
+        raise ModelError(f"{str(path)!r}: {exc}") from None
 
 
 def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[nn.Module, GeneratorInfo]:
@@ -130,7 +192,8 @@ def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[n
     ``path`` may be an i2i generator file, a training run folder (its exported generator is used;
     ``direction`` picks one when a run has two), or a file written by a supported foreign project
     (see :mod:`i2i.foreign`), or the name of a generator bundled with i2i (:data:`BUNDLED_MODELS`,
-    e.g. ``"x4"``) when no file of that name exists.
+    e.g. ``"x4"``) when no file of that name exists. The file is checked before anything is
+    built (see the module's docstring); a discriminator is refused.
     """
     path = locate_model(path)
     if path.is_dir():
@@ -143,11 +206,48 @@ def load_generator(path: str | Path, *, direction: str | None = None) -> tuple[n
         )
     if info is None:
         return load_foreign_generator(path)
+    _check_generator_file(path, info)
     from safetensors.torch import load_file
 
     model = create_model(info.model, **info.kwargs)
     model.load_state_dict(load_file(str(path)), strict=True)
     return model.eval(), info
+
+
+def _refuse_discriminator(path: Path, model: str) -> None:
+    if model_role(model) == "discriminator":
+        raise ModelError(
+            f"{str(path)!r} is a discriminator ({model}), not a generator; use its run's generator file "
+            "(*_net_G.pth, *_net_G_A.pth, or the run's .safetensors generator) instead."
+        )
+
+
+def _check_generator_file(path: Path, info: GeneratorInfo) -> None:
+    """Refuse, before building anything, a file whose description names no registered generator,
+    gives it arguments out of bounds, or does not match the tensors the file holds."""
+    try:
+        model_role(info.model)  # an unknown name: ModelError with the close and the registered names
+    except ModelError as exc:
+        raise _unbuildable(path, exc) from None
+    _refuse_discriminator(path, info.model)
+    try:
+        expected = expected_shapes(info.model, info.kwargs)
+    except ModelError as exc:
+        raise _unbuildable(path, exc) from None
+    with safe_open(str(path), framework="pt") as f:
+        found = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    problems = shape_problems(expected, found)
+    if problems:
+        described = f"{info.model}({', '.join(f'{k}={v!r}' for k, v in info.kwargs.items())})"
+        raise ModelError(
+            f"{str(path)!r} does not hold the weights its metadata describes ({described}): {problems}. {_REEXPORT}"
+        )
+
+
+def _unbuildable(path: Path, error: ModelError) -> ModelError:
+    return ModelError(
+        f"{str(path)!r}: its i2i metadata describes a model i2i cannot build: {str(error).rstrip('.')}. {_REEXPORT}"
+    )
 
 
 def locate_model(spec: str | Path) -> Path:
@@ -207,6 +307,7 @@ def load_foreign_generator(path: Path) -> tuple[nn.Module, GeneratorInfo]:
     from i2i.foreign.community import load_community_model, not_a_community_model, read_checkpoint
 
     state = read_checkpoint(path)
+    check_tensor_storage(state, path)  # before i2i's importers or spandrel build anything from it
     try:
         imported = import_state_dict(state)
     except ValueError as own_error:  # ModelError, or a converter's ValueError
@@ -214,6 +315,7 @@ def load_foreign_generator(path: Path) -> tuple[nn.Module, GeneratorInfo]:
         if community is None:
             raise ModelError(f"{path}: {own_error} {not_a_community_model()}") from None
         return community.eval(), GeneratorInfo(**community.description())
+    _refuse_discriminator(path, imported.model)
     model = build_imported(imported)
     scale = int(getattr(model, "scale", 1))
     info = GeneratorInfo(

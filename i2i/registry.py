@@ -12,6 +12,11 @@ A registered class records how each instance was built (diffusers' ``register_to
 ``module.model_spec`` is ``{"name": ..., "kwargs": {...}}`` however the instance was created, so any
 instance can be saved as a self-describing file and rebuilt with :func:`create_model`.
 
+Each name has a **role**: ``"generator"`` (the default: it maps images to images and may be
+translated with, exported or loaded as a ``--model``) or ``"discriminator"`` (it scores images
+while training; ``@register_model("patchgan", role="discriminator")``). :func:`model_role` is the
+one place that answers which a name is.
+
 Weights are initialised by whoever trains the model (a task, through
 :func:`i2i.layers.init_weights` with its ``init_type`` and ``init_gain``); a model built alone has
 PyTorch's default initialisation, and a loaded one the file's weights.
@@ -32,32 +37,39 @@ from torch import nn
 
 from i2i.errors import ModelError
 
-__all__ = ["register_model", "create_model", "list_models", "model_signature"]
+__all__ = ["ROLES", "register_model", "create_model", "list_models", "model_role", "model_signature"]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+
+#: What a registered architecture is for.
+ROLES = ("generator", "discriminator")
 
 
 @dataclass(frozen=True)
 class _Entry:
     builder: Callable[..., nn.Module]
     preset: dict[str, Any] = field(default_factory=dict)
+    role: str = "generator"
 
 
 _MODELS: dict[str, _Entry] = {}
 
 
-def register_model(name: str, **preset: Any) -> Callable[[Builder], Builder]:
+def register_model(name: str, *, role: str = "generator", **preset: Any) -> Callable[[Builder], Builder]:
     """Register an ``nn.Module`` class or factory under ``name`` (a decorator).
 
-    ``preset`` keyword arguments make a variant: ``create_model(name, ...)`` passes them to the
-    builder and they are not accepted from the caller. A class registered without presets
-    records its construction arguments on every instance as ``model_spec``.
+    ``role`` is ``"generator"`` or ``"discriminator"`` (see :func:`model_role`). ``preset``
+    keyword arguments make a variant: ``create_model(name, ...)`` passes them to the builder and
+    they are not accepted from the caller. A class registered without presets records its
+    construction arguments on every instance as ``model_spec``.
     """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
 
     def decorator(builder: Builder) -> Builder:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = _Entry(builder, dict(preset))
+        _MODELS[name] = _Entry(builder, dict(preset), role)
         if isinstance(builder, type) and not preset:
             _record_construction(builder, name)
         return builder
@@ -94,6 +106,14 @@ def _entry(name: str) -> _Entry:
 def list_models() -> list[str]:
     """Names of all registered architectures, sorted (import :mod:`i2i.models` for the built-ins)."""
     return sorted(_MODELS)
+
+
+def model_role(name: str) -> str:
+    """``"generator"`` or ``"discriminator"``: what the registered model ``name`` is for.
+
+    Raises :class:`~i2i.errors.ModelError` (listing close matches) for an unknown name.
+    """
+    return _entry(name).role
 
 
 def model_signature(name: str) -> dict[str, Any]:

@@ -116,9 +116,9 @@ def _serve_facades_tar(server: Server) -> Path:
 
 
 def test_catalogue_urls_and_names() -> None:
-    assert DATASETS["facades"].url == "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/facades.tar.gz"
-    assert DATASETS["horse2zebra"].url == "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip"
-    assert DATASETS["cyclegan/maps"].url == "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/maps.zip"
+    assert DATASETS["facades"].url == "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/facades.tar.gz"
+    assert DATASETS["horse2zebra"].url == "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip"
+    assert DATASETS["cyclegan/maps"].url == "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/maps.zip"
     pix2pix = {"facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day"}
     assert {n for n, i in DATASETS.items() if i.kind == "pix2pix"} == pix2pix
     assert len([i for i in DATASETS.values() if i.kind == "cyclegan"]) == 11
@@ -278,7 +278,7 @@ def test_tar_with_absolute_path_or_escaping_link_is_rejected(tmp_path: Path) -> 
         info = tarfile.TarInfo("data/link")
         info.type, info.linkname = tarfile.SYMTYPE, "../../outside"
         bundle.addfile(info)
-    with pytest.raises(UnsafeArchiveError, match="points outside"):
+    with pytest.raises(UnsafeArchiveError, match=r"'data/link' is a symbolic link \(to '\.\./\.\./outside'\)"):
         extract_archive(link_archive, tmp_path / "out2")
 
 

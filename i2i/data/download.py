@@ -22,71 +22,72 @@ Checksums
     record, and a changed archive is an error. A checksum passed by the user is always verified.
 
 Safety
-    Downloads stream to ``ARCHIVE.part`` and are renamed only after they are complete and
-    verified; an interrupted download keeps the ``.part`` file and the next run resumes it (HTTP
-    ``Range``). The transfer itself is :mod:`i2i.fetch`, shared with the model catalogue.
-    Archive members with absolute paths, ``..`` components or links pointing outside are
-    rejected before anything is extracted. Extraction goes to a hidden staging folder that
-    is renamed into place, so a data set folder is never half-written. Nothing the user made is
-    deleted; ``force=True`` downloads and extracts again over the existing folder, replacing only
-    the files the archive contains.
+    Downloads stream to ``ARCHIVE.part``, resume after an interruption (HTTP ``Range``) and are
+    renamed only when complete and verified (:mod:`i2i.fetch`, shared with the model catalogue).
+    Before anything is written every member is checked: only plain files and folders with
+    relative names pass; links of any kind, devices, FIFOs, absolute paths and ``..`` are refused,
+    and so is an archive that unpacks to more than :data:`UNPACK_RATIO` (50) times its size (at
+    least :data:`UNPACK_MIN_BYTES`, 1 GiB; at most :data:`UNPACK_MAX_BYTES`, 64 GiB) or to more
+    than :data:`UNPACK_MAX_FILES` (1,000,000) members (edges2handbags, the largest set, unpacks to
+    about 9 GB in 140,000 files); ``$I2I_EXTRACT_MAX_BYTES`` (``200G``) and
+    ``$I2I_EXTRACT_MAX_FILES`` replace those limits. A refused archive is deleted with its new
+    checksum record, unless the user placed it there or it is only over a limit. Files get 0644
+    and folders 0755 (less the umask), whatever the archive says. Extraction goes to a fresh
+    hidden folder moved into place, never through a link in an existing data set folder. Nothing
+    the user made is deleted; ``force=True`` replaces only the files the archive contains.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import gzip
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, Union
 
 from i2i.errors import UsageError
 from i2i.fetch import (
-    ChecksumError,
-    DownloadError,
-    check_sha256,
-    fetch,
-    normalize_sha256,
-    read_recorded_sha256,
-    say,
-    sha256_file,
+    ChecksumError, DownloadError, check_sha256, fetch, normalize_sha256, read_recorded_sha256, say, sha256_file,
     write_text_atomic,
 )
 
 __all__ = [
-    "CYCLEGAN_BASE_URL",
-    "DATASETS",
-    "ENV_BASE_URL",
-    "PIX2PIX_BASE_URL",
-    "ChecksumError",
-    "DatasetInfo",
-    "DownloadError",
-    "UnknownDatasetError",
-    "UnsafeArchiveError",
-    "download_dataset",
-    "extract_archive",
-    "get_dataset_info",
-    "list_datasets",
-    "sha256_file",
+    "CYCLEGAN_BASE_URL", "DATASETS", "ENV_BASE_URL", "ENV_MAX_BYTES", "ENV_MAX_FILES", "PIX2PIX_BASE_URL",
+    "UNPACK_MAX_BYTES", "UNPACK_MAX_FILES", "UNPACK_MIN_BYTES", "UNPACK_RATIO", "ArchiveLimitError", "ChecksumError",
+    "DatasetInfo", "DownloadError", "UnknownDatasetError", "UnsafeArchiveError", "download_dataset",
+    "extract_archive", "extraction_limits", "get_dataset_info", "list_datasets", "sha256_file",
 ]
 
-PIX2PIX_BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
-CYCLEGAN_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
+PIX2PIX_BASE_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+CYCLEGAN_BASE_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 ENV_BASE_URL = "I2I_DATASETS_URL"
+ENV_MAX_BYTES = "I2I_EXTRACT_MAX_BYTES"
+ENV_MAX_FILES = "I2I_EXTRACT_MAX_FILES"
+UNPACK_RATIO = 50
+UNPACK_MIN_BYTES = 1 << 30
+UNPACK_MAX_BYTES = 64 << 30
+UNPACK_MAX_FILES = 1_000_000
 
-# tarfile.FilterError exists only where extraction filters do (3.10.12+, 3.11.4+).
-_TAR_FILTER_ERROR: type[Exception] | tuple[()] = getattr(tarfile, "FilterError", ())
-_CORRUPT_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError)
+_COPY_CHUNK = 1 << 20
+_CORRUPT_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError,
+                           NotImplementedError, RuntimeError)  # the last two: zip compression or encryption
 _MISMATCH_HINT = "The download is corrupt or the file on the server changed; check the --sha256 value and retry."
 
 
 class UnsafeArchiveError(DownloadError):
-    """The archive has members that would land outside the target folder."""
+    """The archive holds something a data set never does: a link, a device, a path leading out."""
+
+
+class ArchiveLimitError(UnsafeArchiveError):
+    """The archive unpacks to more bytes or members than the limits allow (see :func:`extraction_limits`)."""
 
 
 class UnknownDatasetError(UsageError):
@@ -187,71 +188,149 @@ def get_dataset_info(name: str) -> DatasetInfo:
 
 # ----------------------------------------------------------------------------- extracting
 
+#: A member that passed the checks: its clean relative name, whether it is a folder, its size, its entry.
+_Member = tuple[str, bool, int, Union[tarfile.TarInfo, zipfile.ZipInfo]]
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+_TAR_MODES = {tarfile.SYMTYPE: stat.S_IFLNK, tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK,
+              tarfile.FIFOTYPE: stat.S_IFIFO}
 
-def _check_member_path(name: str, archive: Path) -> None:
-    """Reject member names that would escape the extraction folder."""
+
+def _refuse(archive: Path, name: str, problem: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"refusing to extract '{archive}': member '{name}' {problem}; a data set archive holds only plain files "
+        "and folders, so this is not the published archive. Download it from the official server or a mirror "
+        "you trust (--base-url)."
+    )
+
+
+def _member(archive: Path, name: str, is_dir: bool, is_file: bool, mode: int, size: int, entry: Any) -> _Member:
+    """Check one member (``mode``: its ``st_mode`` type bits, 0 when unknown): a plain file or
+    folder with a relative name and no ``..``, or :class:`UnsafeArchiveError`."""
+    if not (is_file or is_dir):
+        what = next((f"is {kind}" for test, kind in _KINDS if test(mode)), "is not a plain file or folder")
+        link = getattr(entry, "linkname", "")
+        raise _refuse(archive, name, what + (f" (to '{link}')" if link else ""))
     normalized = name.replace("\\", "/")
     if normalized.startswith("/") or re.match(r"^[A-Za-z]:", normalized):
-        raise UnsafeArchiveError(f"refusing to extract '{archive}': member '{name}' has an absolute path")
-    if ".." in PurePosixPath(normalized).parts:
-        raise UnsafeArchiveError(f"refusing to extract '{archive}': member '{name}' contains '..'")
+        raise _refuse(archive, name, "has an absolute path")
+    parts = [part for part in normalized.split("/") if part not in ("", ".")]
+    if ".." in parts or "\0" in normalized:
+        raise _refuse(archive, name, "contains '..'" if ".." in parts else "has a NUL character in its name")
+    return "/".join(parts), is_dir, 0 if is_dir else size, entry
 
 
-def _check_tar_members(members: list[tarfile.TarInfo], archive: Path) -> None:
-    for member in members:
-        _check_member_path(member.name, archive)
-        if member.issym() or member.islnk():
-            target = member.linkname.replace("\\", "/")
-            if member.issym():  # symlink targets are relative to the link's own folder
-                target = str(PurePosixPath(member.name).parent / target)
-            if target.startswith("/") or ".." in PurePosixPath(os.path.normpath(target)).parts:
-                raise UnsafeArchiveError(
-                    f"refusing to extract '{archive}': link '{member.name}' points outside the archive "
-                    f"('{member.linkname}')"
-                )
-        elif not (member.isfile() or member.isdir()):
-            raise UnsafeArchiveError(
-                f"refusing to extract '{archive}': member '{member.name}' is a device or FIFO, not a file"
-            )
+def _members(bundle: tarfile.TarFile | zipfile.ZipFile, archive: Path) -> list[_Member]:
+    if isinstance(bundle, zipfile.ZipFile):  # external_attr holds st_mode when a Unix tool wrote the archive
+        members = [_member(archive, info.filename, info.is_dir(), stat.S_IFMT(info.external_attr >> 16) in
+                           (0, stat.S_IFREG) and not info.is_dir(), info.external_attr >> 16, info.file_size, info)
+                   for info in bundle.infolist()]
+    else:
+        for info in bundle.getmembers():
+            if info.islnk():
+                raise _refuse(archive, info.name, f"is a hard link (to '{info.linkname}')")
+        members = [_member(archive, info.name, info.isdir(), info.isfile(), _TAR_MODES.get(info.type, 0),
+                           info.size, info) for info in bundle.getmembers()]
+    return [member for member in members if member[0]]
 
 
-def extract_archive(archive: str | os.PathLike, destination: str | os.PathLike) -> None:
-    """Extract a ``.zip`` or ``.tar[.gz|.bz2|.xz]`` archive into ``destination``, safely.
+def _size_setting(value: str, variable: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)i?B?", value, re.IGNORECASE)
+    if not match:
+        raise UsageError(f"{variable}={value!r} is not a size; write a number of bytes or one with K, M, G or T "
+                         f"(for example {variable}=200G)")
+    return int(match.group(1)) << (10 * " KMGT".index(match.group(2).upper() or " "))
 
-    Every member is checked before anything is written: absolute paths, ``..`` components,
-    links pointing outside and device files are rejected with :class:`UnsafeArchiveError`.
 
-    Raises:
-        UnsafeArchiveError: see above.
-        DownloadError: the archive is corrupt or not an archive.
-    """
-    archive, destination = Path(archive), Path(destination)
-    destination.mkdir(parents=True, exist_ok=True)
+def extraction_limits(archive_size: int, max_bytes: int | None = None, max_members: int | None = None) -> tuple[int, int]:
+    """``(bytes, members)`` an archive of ``archive_size`` bytes may unpack to: the arguments when
+    given, else ``$I2I_EXTRACT_MAX_BYTES`` / ``$I2I_EXTRACT_MAX_FILES``, else the defaults
+    (:data:`UNPACK_RATIO` x the archive size, at least :data:`UNPACK_MIN_BYTES` and at most
+    :data:`UNPACK_MAX_BYTES`; :data:`UNPACK_MAX_FILES` members)."""
+    size_setting, count_setting = (os.environ.get(name, "").strip() for name in (ENV_MAX_BYTES, ENV_MAX_FILES))
+    if max_bytes is None:
+        default = min(UNPACK_MAX_BYTES, max(UNPACK_MIN_BYTES, UNPACK_RATIO * archive_size))
+        max_bytes = _size_setting(size_setting, ENV_MAX_BYTES) if size_setting else default
+    if max_members is None and count_setting and not count_setting.isdigit():
+        raise UsageError(f"{ENV_MAX_FILES}={count_setting!r} is not a whole number; write, for example, "
+                         f"{ENV_MAX_FILES}=2000000")
+    if max_members is None:
+        max_members = int(count_setting) if count_setting else UNPACK_MAX_FILES
+    return max_bytes, max_members
+
+
+def _too_big(archive: Path, what: str, limit: int, variable: str) -> ArchiveLimitError:
+    return ArchiveLimitError(
+        f"refusing to extract '{archive}': it unpacks to {what}, more than the limit of {limit}. If you trust the "
+        f"archive, raise the limit with the environment variable {variable} and run again."
+    )
+
+
+def _unpack(bundle: tarfile.TarFile | zipfile.ZipFile, members: list[_Member], staging: Path, archive: Path,
+            max_bytes: int) -> None:
+    """Write the checked ``members`` into ``staging``: folders (0755) and new plain files (0644),
+    less the umask, counting every byte written so that no declared size has to be trusted."""
+    left = max_bytes
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for name, is_dir, _size, entry in members:
+        path = staging.joinpath(*name.split("/"))
+        (path if is_dir else path.parent).mkdir(mode=0o755, parents=True, exist_ok=True)
+        if is_dir:
+            continue
+        source = bundle.open(entry) if isinstance(bundle, zipfile.ZipFile) else bundle.extractfile(entry)
+        with source as opened, open(os.open(path, flags, 0o644), "wb") as handle:  # type: ignore[union-attr]
+            for chunk in iter(lambda: opened.read(_COPY_CHUNK), b""):
+                left -= len(chunk)
+                if left < 0:
+                    raise _too_big(archive, "more bytes than its members declare", max_bytes, ENV_MAX_BYTES)
+                handle.write(chunk)
+
+
+def _extract_into(archive: Path, target: Path, limits: tuple[int | None, int | None], *, strip_top: bool) -> None:
+    """Check every member, unpack into a fresh hidden folder beside ``target``, then move the
+    content (the single top-level folder when ``strip_top``) into ``target``."""
+    is_zip = archive.name.lower().endswith(".zip")
     try:
-        if archive.name.lower().endswith(".zip"):
-            with zipfile.ZipFile(archive) as bundle:
-                infos = bundle.infolist()
-                for info in infos:
-                    _check_member_path(info.filename, archive)
-                for info in infos:
-                    bundle.extract(info, destination)
-        else:
-            with tarfile.open(archive, "r:*") as bundle:
-                members = bundle.getmembers()
-                _check_tar_members(members, archive)
-                if hasattr(tarfile, "data_filter"):  # Python's own checks too, where available
-                    bundle.extractall(destination, members=members, filter="data")
-                else:
-                    bundle.extractall(destination, members=members)
-    except UnsafeArchiveError:
-        raise
-    except _TAR_FILTER_ERROR as error:
-        raise UnsafeArchiveError(f"refusing to extract '{archive}': {error}") from error
+        with (zipfile.ZipFile(archive) if is_zip else tarfile.open(archive, "r:*")) as bundle:
+            members = _members(bundle, archive)
+            max_bytes, max_members = extraction_limits(archive.stat().st_size, *limits)
+            if len(members) > max_members:
+                raise _too_big(archive, f"{len(members)} members", max_members, ENV_MAX_FILES)
+            if sum(member[2] for member in members) > max_bytes:
+                raise _too_big(archive, f"{sum(member[2] for member in members)} bytes", max_bytes, ENV_MAX_BYTES)
+            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.extracting-"))
+            try:
+                _unpack(bundle, members, staging, archive, max_bytes)
+                content = _content_root(staging) if strip_top else staging
+                os.chmod(content, 0o755)  # mkdtemp's 0700 is not what a data set folder should have
+                _move_into_place(content, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)  # our own folder: plain files and folders only
     except _CORRUPT_ARCHIVE_ERRORS as error:
         raise DownloadError(
             f"cannot extract '{archive}' ({error}); the file is corrupt or incomplete. "
             "Delete it and download again (or use --force)."
         ) from error
+
+
+def extract_archive(archive: str | os.PathLike, destination: str | os.PathLike, *, max_bytes: int | None = None,
+                    max_members: int | None = None) -> None:
+    """Extract a ``.zip`` or ``.tar[.gz|.bz2|.xz]`` archive into ``destination``, safely.
+
+    Every member is checked before anything is written: only plain files and folders with
+    relative names are accepted; symbolic and hard links, devices, FIFOs, absolute paths and
+    ``..`` components raise :class:`UnsafeArchiveError`, and more than ``max_bytes`` unpacked or
+    ``max_members`` members raise :class:`ArchiveLimitError` (defaults: :func:`extraction_limits`).
+    Files get normal permissions whatever modes the archive records; they are written into a
+    fresh hidden folder that is then moved into ``destination``, never through a link there.
+
+    Raises:
+        UnsafeArchiveError, ArchiveLimitError: see above.
+        DownloadError: the archive is corrupt or not an archive.
+    """
+    archive, destination = Path(archive), Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    _extract_into(archive, destination, (max_bytes, max_members), strip_top=False)
 
 
 def _content_root(staging: Path) -> Path:
@@ -263,15 +342,26 @@ def _content_root(staging: Path) -> Path:
 
 
 def _move_into_place(content: Path, target: Path) -> None:
-    """Rename ``content`` to ``target``, or merge it file by file into an existing ``target``."""
+    """Rename ``content`` to ``target``, or merge it file by file into an existing ``target``:
+    after checking that no link, and no file where the archive has a folder, is in the way."""
     if not target.exists():
         os.replace(content, target)
         return
-    for folder, _dirs, files in os.walk(content):
-        relative = Path(folder).relative_to(content)
-        (target / relative).mkdir(parents=True, exist_ok=True)
+    walk = [(Path(folder).relative_to(content), dirs, files) for folder, dirs, files in os.walk(content)]
+    for relative, dirs, files in walk:
+        for name in [*dirs, *files]:
+            there = target / relative / name
+            if there.is_symlink():
+                raise DownloadError(
+                    f"'{there}' is a symbolic link; i2i never writes through links into a data set folder. Move the "
+                    "link away (what it points to is not touched) and run again, or extract to a new --root."
+                )
+            if name in dirs and there.exists() and not there.is_dir():
+                raise DownloadError(f"'{there}' is a file where the archive has a folder; move it away and run again")
+    for relative, _dirs, files in walk:
+        (target / relative).mkdir(mode=0o755, exist_ok=True)
         for name in files:
-            os.replace(Path(folder) / name, target / relative / name)
+            os.replace(content / relative / name, target / relative / name)
 
 
 # ----------------------------------------------------------------------------- the entry point
@@ -308,6 +398,21 @@ def _obtain_archive(
     return actual
 
 
+def _discard(error: UnsafeArchiveError, archive: Path, new_record: Path | None, downloaded: bool,
+             made_parent: bool) -> UnsafeArchiveError:
+    """Remove what this run made for an archive that is not a data set (the archive only when
+    this run downloaded it); returns the error, saying what was kept."""
+    if new_record is not None:
+        new_record.unlink(missing_ok=True)  # the checksum of a bad archive must not vouch for it later
+    if not downloaded:
+        return type(error)(f"{error} Your archive '{archive}' was left in place.")
+    archive.unlink(missing_ok=True)
+    if made_parent:
+        with contextlib.suppress(OSError):
+            archive.parent.rmdir()
+    return type(error)(f"{error} Nothing was kept.")
+
+
 def download_dataset(
     name: str,
     root: str | os.PathLike = "datasets",
@@ -317,6 +422,8 @@ def download_dataset(
     force: bool = False,
     progress: bool = True,
     keep_archive: bool = True,
+    max_bytes: int | None = None,
+    max_members: int | None = None,
 ) -> Path:
     """Download, verify and extract a public data set; returns its folder ``root/NAME``.
 
@@ -332,6 +439,8 @@ def download_dataset(
         progress: show a progress bar (rate, ETA) and status lines on stderr.
         keep_archive: keep the archive after extraction (lets later runs re-extract and verify
             without downloading); the ``.sha256`` record is kept either way.
+        max_bytes, max_members: the most the archive may unpack to (default: see
+            :func:`extraction_limits`).
 
     Returns:
         The data set folder, ``root / NAME``.
@@ -339,12 +448,11 @@ def download_dataset(
     Raises:
         UnknownDatasetError: ``name`` is not in the catalogue.
         DownloadError: offline, server error, checksum mismatch (:class:`ChecksumError`),
-            unsafe archive (:class:`UnsafeArchiveError`) or corrupt archive.
+            unsafe archive (:class:`UnsafeArchiveError`, :class:`ArchiveLimitError`) or corrupt archive.
     """
     info = get_dataset_info(name)
     expected = normalize_sha256(sha256, "sha256") if sha256 else info.sha256
-    root = Path(root)
-    target = root / info.name
+    target = Path(root) / info.name
     archive = target.parent / info.filename
     checksum_path = target.parent / f"{PurePosixPath(info.name).name}.sha256"
 
@@ -354,23 +462,23 @@ def download_dataset(
         say(f"{info.name}: already present at '{target}' (use --force to download it again)", progress)
         return target
 
+    made_parent = not target.parent.exists()
     target.parent.mkdir(parents=True, exist_ok=True)
     recorded = read_recorded_sha256(checksum_path)
-
+    downloading = force or not archive.is_file()
     actual = _obtain_archive(info, archive, checksum_path, expected, recorded, base_url=base_url, force=force,
                              progress=progress)
-
     if recorded is None:
         write_text_atomic(checksum_path, f"{actual}  {archive.name}\n")
         say(f"{info.name}: sha256 {actual} (recorded in '{checksum_path}')", progress)
 
     say(f"{info.name}: extracting to '{target}'", progress)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.extracting-"))
     try:
-        extract_archive(archive, staging)
-        _move_into_place(_content_root(staging), target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # our own staging folder only
+        _extract_into(archive, target, (max_bytes, max_members), strip_top=True)
+    except UnsafeArchiveError as error:
+        if isinstance(error, ArchiveLimitError):  # maybe genuine and large: kept for a run with a higher limit
+            raise
+        raise _discard(error, archive, checksum_path if recorded is None else None, downloading, made_parent) from None
 
     if not keep_archive:
         archive.unlink(missing_ok=True)

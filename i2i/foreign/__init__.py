@@ -55,7 +55,13 @@ import torch
 from torch import Tensor, nn
 
 from i2i.errors import ModelError
-from i2i.foreign.common import ForeignFormat, ImportedModel, _strip_module_prefix
+from i2i.foreign.common import (
+    ForeignFormat,
+    ImportedModel,
+    _strip_module_prefix,
+    check_model_arguments,
+    check_tensor_storage,
+)
 from i2i.foreign.junyanz import JUNYANZ_FORMATS
 from i2i.foreign.realesrgan import REALESRGAN_FORMATS
 from i2i.foreign.sr import SR_FORMATS, _unwrap_basicsr
@@ -132,8 +138,10 @@ def import_state_dict(state: Mapping[str, Tensor]) -> ImportedModel:
 
 
 def import_checkpoint(path: str | os.PathLike[str]) -> ImportedModel:
-    """:func:`read_state_dict` then :func:`import_state_dict`; errors name the file."""
+    """:func:`read_state_dict` then :func:`import_state_dict`; errors name the file. A file whose
+    tensors claim more bytes than it stores is refused (:func:`~i2i.foreign.common.check_tensor_storage`)."""
     state = read_state_dict(path)
+    check_tensor_storage(state, path)
     try:
         return import_state_dict(state)
     except ValueError as exc:
@@ -141,7 +149,9 @@ def import_checkpoint(path: str | os.PathLike[str]) -> ImportedModel:
 
 
 def build_imported(imported: ImportedModel) -> nn.Module:
-    """Build the registered model, load the imported weights strictly and switch to ``eval()``."""
+    """Build the registered model, load the imported weights strictly and switch to ``eval()``.
+    The arguments are bounded first (:func:`~i2i.foreign.common.check_model_arguments`)."""
+    check_model_arguments(imported.model, imported.kwargs)
     model = create_model(imported.model, **imported.kwargs)
     model.load_state_dict(imported.state_dict, strict=True)
     return model.eval()

@@ -8,8 +8,10 @@ generator's description (:class:`~i2i.checkpoint.GeneratorInfo` as JSON) is stor
 ONNX ``metadata_props["i2i"]``, TorchScript extra file ``i2i.json``.
 
 Before anything is written, the traced graph is run at another batch and size and compared with the
-model itself. Community models (spandrel's, :mod:`i2i.foreign.community`) export when their
-architecture traces to a size-independent graph (convolutional ones such as SPAN); those whose
+model itself. The output never replaces the model being exported (nor a run folder's generator),
+and replaces another existing file only with ``overwrite=True`` (``i2i export --overwrite``).
+Community models (spandrel's, :mod:`i2i.foreign.community`) export when their architecture
+traces to a size-independent graph (convolutional ones such as SPAN); those whose
 Python code fixes sizes (window attention such as SwinIR and HAT) or that the ONNX exporter cannot
 express (SAFMN's adaptive pooling) are refused with a :class:`~i2i.errors.ModelError`. Their exported graphs take inputs of at least the architecture's
 minimum side.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i.checkpoint import GeneratorInfo, load_generator
+from i2i.checkpoint import GeneratorInfo, load_generator, locate_model
 from i2i.errors import ModelError, UsageError
 from i2i.files import atomic_write_bytes
 from i2i.foreign.community import COMMUNITY_PREFIX
@@ -79,6 +82,7 @@ def export_generator(
     opset: int = 17,
     model: nn.Module | None = None,
     info: GeneratorInfo | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the generator at ``model_path`` (or ``model`` + ``info``) as ONNX or TorchScript.
 
@@ -87,18 +91,28 @@ def export_generator(
     compared with the model itself. A generator whose graph does not generalise (an architecture
     that fixes sizes in Python code, as some community models do) raises
     :class:`~i2i.errors.ModelError` naming it, and nothing is written.
+
+    Raises:
+        UsageError: ``output`` is the model file being exported (or a generator of the run folder
+            being exported), or exists and ``overwrite`` is False; nothing is written.
     """
     if format not in EXPORT_FORMATS:
         raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    output = Path(output)
     if model is None or info is None:
         if model_path is None:
             raise ValueError("give a model file, or both model and info")
+        local = Path(model_path)
+        _check_output(output, local if local.exists() else None, overwrite)  # before a name or URL downloads
+        model_path = locate_model(model_path)
+        _check_output(output, model_path, overwrite=True)  # the file a name or URL stands for
         model, info = load_generator(model_path, direction=direction)
+    else:
+        _check_output(output, None, overwrite)
     model = model.eval().to("cpu")
     multiple = int(getattr(model, "size_multiple", 1) or 1)
     wrapped = PaddedGenerator(model, multiple, int(info.scale)).eval()
     example, check = _examples(model, info, multiple)
-    output = Path(output)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -110,7 +124,9 @@ def export_generator(
         with _export_errors(info, format):
             traced = torch.jit.trace(wrapped, example, check_trace=False)
         _check_dynamic(traced, wrapped, check, info)
-        temp = output.with_name(f".{output.name}.tmp")
+        handle, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+        os.close(handle)
+        temp = Path(temp_name)
         try:
             if format == "onnx":
                 with _export_errors(info, format), _native_stdout_silenced():
@@ -127,6 +143,21 @@ def export_generator(
         finally:
             temp.unlink(missing_ok=True)
     return output
+
+
+def _check_output(output: Path, source: Path | None, overwrite: bool) -> None:
+    """Refuse an output that is the model being exported (a run folder: any of its generator
+    files), whatever ``overwrite`` says, and any other existing file unless ``overwrite``."""
+    inputs = sorted(source.glob("*.safetensors")) if source is not None and source.is_dir() else [source]
+    for item in inputs:
+        if item is not None and output.exists() and os.path.samefile(item, output):
+            raise UsageError(
+                f"--output {str(output)!r} is the model being exported ({str(item)!r}); choose another output file."
+            )
+    if output.is_dir():
+        raise UsageError(f"--output {str(output)!r} is a folder; give a file name (e.g. {output / 'generator.onnx'}).")
+    if output.exists() and not overwrite:
+        raise UsageError(f"{str(output)!r} already exists; pass --overwrite to replace it, or choose another --output.")
 
 
 def _examples(model: nn.Module, info: GeneratorInfo, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:

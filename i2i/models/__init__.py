@@ -9,6 +9,6 @@ from i2i.models import (  # noqa: F401  (imported to register their models)
     unet,
     unet_discriminator,
 )
-from i2i.registry import create_model, list_models, model_signature, register_model
+from i2i.registry import create_model, list_models, model_role, model_signature, register_model
 
-__all__ = ["create_model", "list_models", "model_signature", "register_model"]
+__all__ = ["create_model", "list_models", "model_role", "model_signature", "register_model"]

@@ -18,7 +18,7 @@ from i2i.registry import register_model
 __all__ = ["PatchDiscriminator", "PixelDiscriminator"]
 
 
-@register_model("patchgan")
+@register_model("patchgan", role="discriminator")
 class PatchDiscriminator(nn.Module):
     """N-layer PatchGAN: ``(B, in_channels, H, W)`` in ``[-1, 1]`` -> logits ``(B, 1, h, w)``.
 
@@ -89,7 +89,7 @@ class PatchDiscriminator(nn.Module):
         return self.head(self.blocks(x))
 
 
-@register_model("pixel_discriminator")
+@register_model("pixel_discriminator", role="discriminator")
 class PixelDiscriminator(nn.Module):
     """1x1 PatchGAN: ``(B, in_channels, H, W)`` -> per-pixel logits ``(B, 1, H, W)``.
 

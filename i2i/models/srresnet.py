@@ -220,7 +220,7 @@ class SRResNet(nn.Module):
 
 
 
-@register_model("vgg_discriminator")
+@register_model("vgg_discriminator", role="discriminator")
 class VGGDiscriminator(nn.Module):
     """The SRGAN paper's discriminator: ``(B, in_channels, S, S)`` -> logits ``(B, 1)``.
 

@@ -26,7 +26,7 @@ __all__ = ["UNetDiscriminatorSN"]
 NEGATIVE_SLOPE = 0.2
 
 
-@register_model("unet_discriminator")
+@register_model("unet_discriminator", role="discriminator")
 class UNetDiscriminatorSN(nn.Module):
     """``(B, in_channels, H, W)`` in [0, 1] -> per-pixel logits ``(B, 1, H, W)``.
 

@@ -19,7 +19,9 @@ from i2i.cli_common import CONTEXT, user_errors
 def train(config: str | None, overrides: tuple[str, ...], resume: Path | None, init_from: str | None, dry_run: bool) -> None:
     """Train with CONFIG, a YAML file or a built-in recipe name (see `i2i recipes`).
 
-    Runs on one process or under torchrun on N (DDP); only rank 0 writes files.
+    Runs on one process or under torchrun on N (DDP); only rank 0 writes files. Ctrl-C or SIGTERM
+    stops after the current step, saves a checkpoint and exits with status 130 or 143; continue
+    with --resume RUN.
 
     \b
     Examples:
@@ -59,3 +61,8 @@ def train(config: str | None, overrides: tuple[str, ...], resume: Path | None, i
     run_dir = trainer.fit()
     if trainer.is_main:
         click.echo(f"Run folder: {run_dir}")
+    if trainer.stopped:
+        # 128 + the signal number, as a shell reports a process the signal ended: a scheduler
+        # (or a script) can tell an interrupted run from a finished one. The trainer saved it and
+        # printed `i2i train --resume RUN`.
+        raise click.exceptions.Exit(128 + int(trainer.stop.signal or 2))

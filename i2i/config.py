@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -41,8 +42,10 @@ __all__ = [
     "config_to_dict",
     "dump_config",
     "PREPROCESS_MODES",
+    "SCHEDULE_POLICIES",
 ]
 
+SCHEDULE_POLICIES = ("linear", "step", "multistep", "cosine", "constant")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 
@@ -149,8 +152,10 @@ class ScheduleConfig:
 
     ``linear`` is the pix2pix/CycleGAN paper schedule: constant for ``n_epochs`` then linear decay
     to zero over ``n_epochs_decay``. ``step`` multiplies by ``gamma`` every ``step_size``;
-    ``cosine`` anneals to zero over the whole run; ``constant`` never changes. ``unit`` says
-    whether ``n_epochs``, ``n_epochs_decay`` and ``step_size`` count epochs or steps.
+    ``multistep`` multiplies by ``gamma`` at each of ``milestones`` (PyTorch's and BasicSR's
+    ``MultiStepLR``, as the Real-ESRGAN recipes use); ``cosine`` anneals to zero over the whole run;
+    ``constant`` never changes. ``unit`` says whether ``n_epochs``, ``n_epochs_decay``,
+    ``step_size`` and ``milestones`` count epochs or steps.
     """
 
     policy: str = "linear"
@@ -159,6 +164,7 @@ class ScheduleConfig:
     n_epochs_decay: int = 100
     step_size: int = 50
     gamma: float = 0.1
+    milestones: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -332,13 +338,67 @@ def upgrade_saved_config(raw: Mapping) -> dict:
     return raw
 
 
+def _check_milestones(s: ScheduleConfig) -> None:
+    if s.policy != "multistep":
+        return
+    milestones = list(s.milestones)
+    if not milestones or milestones != sorted(set(milestones)) or milestones[0] < 1:
+        raise ConfigError(
+            f"schedule.milestones is {milestones}; the multistep policy needs increasing positive "
+            f"{s.unit} counts, e.g. schedule.milestones=[200000, 400000]."
+        )
+
+
+# The smallest value of each integer key; an interval of 0 would divide by zero mid-run.
+_MINIMA = {
+    "data": {"load_size": 1, "crop_size": 1, "batch_size": 1, "num_workers": 0, "max_items": 0, "val_items": 0},
+    "train": {
+        "epochs": 0, "max_steps": 0, "log_every": 1, "sample_every": 1, "val_every": 1,
+        "checkpoint_every": 1, "keep_last": 0,
+    },
+    "schedule": {"n_epochs": 0, "n_epochs_decay": 0, "step_size": 1},
+}
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_MODEL_SIZE_KEYS = ("channels", "num_blocks", "num_downs", "n_layers", "num_feat", "num_grow_ch", "num_block")
+
+
+def _check_ranges(config: RunConfig) -> None:
+    """Refuse integers outside their range, naming the key, the value and the range."""
+    for section, minima in _MINIMA.items():
+        values = getattr(config, section)
+        for key, low in minima.items():
+            value = getattr(values, key)
+            if value < low:
+                raise ConfigError(f"{section}.{key} is {value}; it must be an integer >= {low}.")
+    if not 0.0 <= config.data.color_jitter:
+        raise ConfigError(f"data.color_jitter is {config.data.color_jitter}; it must be >= 0.")
+    if not config.schedule.gamma > 0:
+        raise ConfigError(f"schedule.gamma is {config.schedule.gamma}; it must be a number > 0.")
+    if not _DEVICE_PATTERN.match(str(config.train.device).strip().lower()):
+        raise ConfigError(
+            f"train.device is {config.train.device!r}; expected one of auto, cpu, cuda, cuda:N (a GPU number), mps."
+        )
+    task = config.task
+    for f in dataclasses.fields(task):
+        value = getattr(task, f.name)
+        sections = {f"task.{f.name}": value} if isinstance(value, Mapping) else {}
+        if f.name.endswith("channels") and isinstance(value, int) and value < 1:
+            raise ConfigError(f"task.{f.name} is {value}; it must be an integer >= 1.")
+        for where, section in sections.items():
+            for key, item in section.items():
+                if isinstance(item, int) and not isinstance(item, bool) and key.endswith(_MODEL_SIZE_KEYS):
+                    low = 0 if key == "n_layers" else 1
+                    if item < low:
+                        raise ConfigError(f"{where}.{key} is {item}; it must be an integer >= {low}.")
+
+
 def validate(config: RunConfig) -> None:
     d, t, s = config.data, config.train, config.schedule
     check_choice("data.layout", d.layout, ("auto", "aligned", "folders"))
     check_choice("data.direction", d.direction, ("AtoB", "BtoA"))
     check_choice("data.preprocess", d.preprocess, PREPROCESS_MODES)
     check_choice("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16"))
-    check_choice("schedule.policy", s.policy, ("linear", "step", "cosine", "constant"))
+    check_choice("schedule.policy", s.policy, SCHEDULE_POLICIES)
     check_choice("schedule.unit", s.unit, ("epoch", "step"))
     if d.batch_size < 1:
         raise ConfigError(f"data.batch_size is {d.batch_size}; it must be at least 1.")
@@ -347,6 +407,8 @@ def validate(config: RunConfig) -> None:
             f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size}); "
             "set load_size >= crop_size."
         )
+    _check_milestones(s)
+    _check_ranges(config)
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay is {t.ema_decay}; use 0 (off) or a value in (0, 1) such as 0.999.")
     if t.epochs == 0 and t.max_steps == 0 and s.policy != "linear":
@@ -360,7 +422,49 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist. The configs/ folder has examples.")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = _safe_load_bounded(path.read_text(), str(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from None
     return parse_config(apply_overrides(raw, overrides))
+
+
+YAML_NODE_LIMIT = 100_000  # a run config has a few hundred nodes; aliases must not multiply them
+
+
+def _safe_load_bounded(text: str, name: str) -> Any:
+    """``yaml.safe_load`` that refuses documents whose aliases expand past :data:`YAML_NODE_LIMIT`
+    nodes (a "billion laughs" bomb) or refer to themselves, before anything is expanded."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+        if _expanded_size(node, sizes, set()) > YAML_NODE_LIMIT:
+            raise ConfigError(
+                f"Config file {name!r} expands to more than {YAML_NODE_LIMIT} values through YAML "
+                "aliases (*name); write the values out instead."
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many nodes ``node`` becomes once every alias is copied out (memoised, so it is cheap)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in active:
+        raise ConfigError("A YAML alias refers to the value that contains it; a config cannot be recursive.")
+    active.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            total += _expanded_size(child, sizes, active)
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            total += _expanded_size(k, sizes, active) + _expanded_size(v, sizes, active)
+    active.discard(key)
+    sizes[key] = min(total, YAML_NODE_LIMIT + 1)
+    return sizes[key]

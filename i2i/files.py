@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes"]
+__all__ = ["atomic_write_bytes", "remove_stale_temporaries"]
+
+# The names atomic_write_bytes gives its temporaries: ".<target>.<mkstemp's 8 characters>.tmp".
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def _default_file_mode() -> int:
@@ -56,3 +60,20 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries :func:`atomic_write_bytes` left in ``folder`` when its process was
+    killed mid-write; returns them. Only call it where no other process is writing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        if _TEMPORARY.match(path.name) and path.is_file():
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    return removed

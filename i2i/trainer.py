@@ -31,6 +31,7 @@ from i2i.config import RunConfig, dump_config, load_config
 from i2i.data.datasets import ResumableSampler, steps_per_epoch
 from i2i.device import resolve_device, resolve_precision
 from i2i.errors import DataError, TrainingError, UsageError
+from i2i.files import remove_stale_temporaries
 from i2i.host_memory import keep_freed_host_memory
 from i2i.tasks import TASKS, Task
 from i2i.training.checkpointing import (
@@ -46,7 +47,7 @@ from i2i.training.distributed import broadcast_buffers, init_distributed, local_
 from i2i.training.ema import EMA
 from i2i.training.hooks import Hook, default_hooks
 from i2i.training.loop_context import LoopContext
-from i2i.training.preflight import check_data_root
+from i2i.training.preflight import check_inputs
 from i2i.training.run_log import RunLog, new_run_dir
 from i2i.training.schedule import build_schedulers, total_steps
 from i2i.training.signals import StopRequest
@@ -167,8 +168,13 @@ class Trainer:
 
     def _start_or_resume(self) -> None:
         cfg = self.config
+        if self.is_main:  # what a killed run left half-written; nothing else writes here
+            for folder in (self.run_dir, self.run_dir / "checkpoints"):
+                for path in remove_stale_temporaries(folder):
+                    self.print(f"Removed {path}, left half-written by an interrupted run.")
         if self.resume_state is not None:
             restore_training_state(self, self.resume_state)
+            self.run_log.repair(self.step)
             return
         # Identical initial weights on every rank, then different augmentation per rank.
         seed_everything(cfg.seed + self.rank)
@@ -179,7 +185,7 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------------------
     def fit(self) -> Path:
         """Train to the configured length; returns the run folder."""
-        check_data_root(self.config)  # before any network is built
+        check_inputs(self.config)  # before any network is built
         # A task already set up (to inject a feature network, say) is used as it is.
         task = self.task if self.task is not None else self.setup_task()
         loader, sampler = self._prepare_data(task)
@@ -211,7 +217,10 @@ class Trainer:
         for hook in self.hooks:
             hook.after_train(self)
         if self.stopped:
-            self.print(f"Stopped by signal {self.stop.signal} at step {self.step}; resume with --resume {self.run_dir}")
+            self.print(
+                f"Stopped by signal {self.stop.signal} at step {self.step} (checkpoint saved); "
+                f"continue with: i2i train --resume {self.run_dir}"
+            )
 
     def run_step(self, batch: dict) -> None:
         """One training step on a loader batch, between the hooks."""

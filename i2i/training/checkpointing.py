@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -17,7 +18,7 @@ import yaml
 
 from i2i.checkpoint import load_training_state, save_generator, save_training_state
 from i2i.config import RunConfig, apply_overrides, dump_config, parse_config, upgrade_saved_config
-from i2i.errors import UsageError
+from i2i.errors import TrainingError, UsageError
 from i2i.training.distributed import broadcast_buffers, gather_objects
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ __all__ = [
     "seed_everything",
     "find_checkpoint",
     "load_resume",
+    "read_state",
+    "newest_valid_step",
     "rng_state",
     "set_rng_state",
     "preserved_rng",
@@ -62,9 +65,40 @@ def load_resume(resume: str | Path, overrides: tuple[str, ...] | list[str] = ())
     ``overrides`` applied, e.g. ``train.max_steps=N`` to extend the run. Reads; writes nothing.
     """
     checkpoint = find_checkpoint(resume)
-    state = load_training_state(checkpoint)
+    try:
+        state = read_state(checkpoint)
+    except TrainingError as exc:
+        fallback = newest_valid_step(checkpoint.parent)
+        if not Path(resume).is_dir() or fallback is None:
+            offer = f" The newest valid one is {str(fallback[0])!r}: --resume {fallback[0]}." if fallback else ""
+            raise TrainingError(f"{exc}{offer}") from None
+        checkpoint, state = fallback
+        print(f"Warning: {exc} Resuming from {checkpoint} (step {state['step']}) instead.", file=sys.stderr, flush=True)
     raw = apply_overrides(yaml.safe_load(state["config"]), overrides)
     return state, parse_config(upgrade_saved_config(raw)), checkpoint.parent.parent
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The training state in ``path``; a truncated, damaged or foreign file raises a
+    :class:`TrainingError` naming it."""
+    try:
+        state = load_training_state(path)
+    except Exception as exc:  # torch reports damage as RuntimeError, EOFError, UnpicklingError...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(f"Checkpoint {str(path)!r} is damaged or truncated ({reason[:120]}).") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("config"), str):
+        raise TrainingError(f"Checkpoint {str(path)!r} is not an i2i training state (from `i2i train`).")
+    return state
+
+
+def newest_valid_step(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest ``step_*.pt`` in ``folder`` that reads as a training state, with its state."""
+    for path in sorted(folder.glob("step_*.pt"), reverse=True):
+        try:
+            return path, read_state(path)
+        except TrainingError:
+            continue
+    return None
 
 
 def rng_state() -> dict[str, Any]:
@@ -153,17 +187,28 @@ def save_checkpoint(trainer: "Trainer", *, keep: bool) -> None:
     if not trainer.is_main:
         return
     folder = trainer.run_dir / "checkpoints"
-    if keep:
-        save_training_state(folder / f"step_{trainer.step:07d}.pt", state)
-        kept = sorted(folder.glob("step_*.pt"))
-        for old in kept[: max(0, len(kept) - trainer.config.train.keep_last)]:
-            old.unlink()
-    save_training_state(folder / "latest.pt", state)
-    task = trainer.task
-    for stem, (name, info) in task.exported_generators().items():
-        save_generator(trainer.run_dir / f"{stem}.safetensors", _unwrap(task.networks[name]), info)
-        if name in trainer.ema:
-            save_generator(trainer.run_dir / f"{stem}_ema.safetensors", trainer.ema[name], info)
+    target = folder / "latest.pt"
+    try:
+        if keep:
+            target = folder / f"step_{trainer.step:07d}.pt"
+            save_training_state(target, state)
+            kept = sorted(folder.glob("step_*.pt"))
+            for old in kept[: max(0, len(kept) - trainer.config.train.keep_last)]:
+                old.unlink()
+        target = folder / "latest.pt"
+        save_training_state(target, state)
+        task = trainer.task
+        for stem, (name, info) in task.exported_generators().items():
+            target = trainer.run_dir / f"{stem}.safetensors"
+            save_generator(target, _unwrap(task.networks[name]), info)
+            if name in trainer.ema:
+                target = trainer.run_dir / f"{stem}_ema.safetensors"
+                save_generator(target, trainer.ema[name], info)
+    except OSError as exc:  # a full disk, a quota, a vanished mount: the writes are atomic
+        raise TrainingError(
+            f"Could not write {target} at step {trainer.step}: {exc.strerror or exc}. The previous file is "
+            f"intact; free space and continue with: i2i train --resume {trainer.run_dir}"
+        ) from None
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:

@@ -9,6 +9,7 @@ from typing import Any
 
 from i2i.config import RunConfig
 from i2i.errors import TrainingError
+from i2i.files import atomic_write_bytes
 from i2i.training.distributed import broadcast_object
 
 __all__ = ["RunLog", "new_run_dir"]
@@ -61,13 +62,48 @@ class RunLog:
         if self._bar is not None:
             self._bar.set_postfix(postfix, refresh=False)
 
+    def repair(self, step: int) -> None:
+        """Make ``metrics.jsonl`` fit a run resumed at ``step``: records past ``step`` (logged after
+        the checkpoint, then lost with the process) are dropped, since the resumed run logs those
+        steps again; a torn or unparsable line (a full disk, a kill mid-write) is dropped with a
+        warning naming the file and line. A log never stops a resume."""
+        path = self.run_dir / "metrics.jsonl"
+        if not self.enabled or not path.is_file():
+            return
+        kept, dropped, damaged = [], 0, 0
+        for number, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                later = record.get("step", 0) > step
+            except (ValueError, TypeError, AttributeError):
+                self.print(f"Warning: {path} line {number} is damaged (cut short?); skipping it.")
+                damaged += 1
+                continue
+            if later:
+                dropped += 1
+            else:
+                kept.append(line + "\n")
+        if not (dropped or damaged):
+            return
+        if dropped:
+            self.print(f"{path}: dropped {dropped} record(s) after step {step}, which this run logs again.")
+        try:
+            atomic_write_bytes(path, "".join(kept).encode())
+        except OSError as exc:
+            self.print(f"Warning: could not rewrite {path} ({exc.strerror or exc}); it keeps the lines above.")
+
     def event(self, record: dict[str, Any]) -> None:
         """Append ``record`` to ``metrics.jsonl`` and its numbers to TensorBoard (by ``record["step"]``)."""
         if not self.enabled:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:  # a full disk: the checkpoint that follows reports it; a log never stops a run
+            self.print(f"Warning: could not append to {self.run_dir / 'metrics.jsonl'} ({exc.strerror or exc}).")
         if self._tb is None:
             from torch.utils.tensorboard import SummaryWriter
 

@@ -199,3 +199,10 @@ def test_disk_full_while_checkpointing_keeps_the_previous_one(demo_data, tmp_pat
     monkeypatch.undo()
     assert load_training_state(run / "checkpoints" / "latest.pt")["step"] == 2
     assert not list((run / "checkpoints").glob(".*.tmp"))
+
+
+def test_the_run_page_reads_past_a_torn_metrics_line(tmp_path) -> None:
+    from i2i.training.samples import latest_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "val/psnr": 20.5}\n{"step": 2, "val/ps')
+    assert latest_metrics(tmp_path) == {"val/psnr": 20.5}

@@ -44,7 +44,12 @@ def latest_metrics(run_dir: "Path") -> dict[str, float]:
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
         for line in metrics.read_text().splitlines():
-            latest.update(json.loads(line))
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by a full disk; the run log reports it on resume
+                continue
+            if isinstance(record, dict):
+                latest.update(record)
     return {k: v for k, v in latest.items() if isinstance(v, float)}
 
 

@@ -525,3 +525,27 @@ def test_export_replaces_an_existing_file_only_with_overwrite(generator: Path, t
     assert result.exit_code == 0, result.output
     assert torch.jit.load(str(target)) is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors", "mine.pt"]  # no temporary files left
+
+
+def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    import errno
+
+    from click.testing import CliRunner
+
+    import i2i.files
+    from i2i.checkpoint import GeneratorInfo, save_generator
+    from i2i.cli import main
+    from i2i.models import create_model
+
+    model = create_model("unet", num_downs=3, base_channels=4).eval()
+    save_generator(tmp_path / "g.safetensors", model, GeneratorInfo(model="unet", kwargs=model.model_spec["kwargs"]))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(i2i.files.os, "fsync", full)
+    result = CliRunner().invoke(main, ["export", "-m", str(tmp_path / "g.safetensors"), "-o", str(tmp_path / "g.pt"),
+                                       "--format", "torchscript"])
+    assert result.exit_code == 1, result.output
+    assert "cannot write the export" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors"]

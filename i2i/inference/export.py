@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.checkpoint import GeneratorInfo, load_generator, locate_model
-from i2i.errors import ModelError, UsageError
+from i2i.data.io import write_problem
+from i2i.errors import DataError, ModelError, UsageError
 from i2i.files import atomic_write_bytes
 from i2i.foreign.community import COMMUNITY_PREFIX
 
@@ -124,7 +125,8 @@ def export_generator(
         with _export_errors(info, format):
             traced = torch.jit.trace(wrapped, example, check_trace=False)
         _check_dynamic(traced, wrapped, check, info)
-        handle, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+        with _write_errors(output):
+            handle, temp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
         os.close(handle)
         temp = Path(temp_name)
         try:
@@ -136,13 +138,28 @@ def export_generator(
                         dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
                                       "output": {0: "batch", 2: "out_height", 3: "out_width"}},
                     )
-                atomic_write_bytes(output, _with_metadata(temp.read_bytes(), info))
+                with _write_errors(output):
+                    atomic_write_bytes(output, _with_metadata(temp.read_bytes(), info))
             else:
-                torch.jit.save(traced, str(temp), _extra_files={"i2i.json": info.to_json()})
-                atomic_write_bytes(output, temp.read_bytes())
+                with _write_errors(output):
+                    torch.jit.save(traced, str(temp), _extra_files={"i2i.json": info.to_json()})
+                    atomic_write_bytes(output, temp.read_bytes())
         finally:
             temp.unlink(missing_ok=True)
     return output
+
+
+@contextlib.contextmanager
+def _write_errors(output: Path) -> Iterator[None]:
+    """A full, read-only or forbidden disk as one line naming the output; nothing is left under
+    its name (the write is atomic)."""
+    try:
+        yield
+    except OSError as error:
+        problem = write_problem(error)
+        if problem is None:
+            raise
+        raise DataError(f"cannot write the export '{output}': {problem}") from None
 
 
 def _check_output(output: Path, source: Path | None, overwrite: bool) -> None:

@@ -138,12 +138,11 @@ def export_generator(
                         dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
                                       "output": {0: "batch", 2: "out_height", 3: "out_width"}},
                     )
-                with _write_errors(output):
-                    atomic_write_bytes(output, _with_metadata(temp.read_bytes(), info))
-            else:
-                with _write_errors(output):
+            with _write_errors(output):
+                if format != "onnx":
                     torch.jit.save(traced, str(temp), _extra_files={"i2i.json": info.to_json()})
-                    atomic_write_bytes(output, temp.read_bytes())
+                data = temp.read_bytes()
+                atomic_write_bytes(output, _with_metadata(data, info) if format == "onnx" else data)
         finally:
             temp.unlink(missing_ok=True)
     return output

@@ -19,7 +19,7 @@ weights read from a file that must already be on disk: nothing is downloaded.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -44,6 +44,7 @@ __all__ = [
     "IMAGENET_STD",
     "default_vgg19_weights_path",
     "vgg19_features",
+    "FeatureTaps",
     "perceptual_loss",
     "PerceptualLoss",
     "total_variation_loss",
@@ -187,17 +188,37 @@ def _vgg19_stack(last: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def vgg19_features(layer: str = "conv5_4", weights: str | os.PathLike | None = None) -> nn.Sequential:
-    """torchvision's VGG19 feature stack, cut after ``layer``, with ImageNet weights; frozen, eval.
+class FeatureTaps(nn.Module):
+    """Named intermediate outputs of a sequential stack: ``(B, C, H, W)`` -> ``{name: features}``.
 
-    ``weights`` is a torchvision VGG19 state_dict file (``vgg19-dcbb9e9d.pth``); by default the
-    copy in torchvision's cache (:func:`default_vgg19_weights_path`). Only the ``features.N``
-    tensors up to ``layer`` are read, so a file holding just those works too. Nothing is
-    downloaded: a missing file raises :class:`MissingWeightsError` (a ``FileNotFoundError``) saying
-    which file to put where; an unreadable or incomplete one :class:`~i2i.errors.ModelError`.
+    ``taps`` maps each name to the index of the layer whose output it is (``VGG19_LAYERS``
+    indices for a VGG19 stack); the stack runs only as far as the deepest tap. Layers must not
+    work in place, or a tapped output would change under the next layer.
     """
-    if layer not in VGG19_LAYERS:
-        raise UsageError(f"Unknown VGG19 layer {layer!r}; expected one of {', '.join(VGG19_LAYERS)}.")
+
+    def __init__(self, stack: nn.Sequential, taps: Mapping[str, int]) -> None:
+        super().__init__()
+        if not taps:
+            raise UsageError("FeatureTaps needs at least one tap (a layer name and its index).")
+        bad = {name: i for name, i in taps.items() if not 0 <= i < len(stack)}
+        if bad:
+            raise UsageError(f"Taps {bad} point outside the stack of {len(stack)} layers.")
+        self.stack = stack
+        self.taps = dict(taps)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        last = max(self.taps.values())
+        outputs: dict[int, Tensor] = {}
+        for index, layer in enumerate(self.stack):
+            x = layer(x)
+            outputs[index] = x
+            if index == last:
+                break
+        return {name: outputs[index] for name, index in self.taps.items()}
+
+
+def _load_vgg19_stack(last: int, weights: str | os.PathLike | None, deepest: str) -> nn.Sequential:
+    """``_vgg19_stack(last)`` with torchvision's ImageNet weights from ``weights`` (or the cache)."""
     path = Path(weights) if weights else default_vgg19_weights_path()
     if not path.is_file():
         where = (
@@ -210,7 +231,6 @@ def vgg19_features(layer: str = "conv5_4", weights: str | os.PathLike | None = N
             f"i2i never downloads during training. Download {VGG19_WEIGHTS_URL} and place it at {where}, "
             f"or point task.vgg_weights at your copy (or set task.lambda_perceptual: 0)."
         )
-    last = VGG19_LAYERS[layer]
     stack = _vgg19_stack(last)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -220,21 +240,70 @@ def vgg19_features(layer: str = "conv5_4", weights: str | os.PathLike | None = N
     missing = [k for k in wanted if k not in state]
     if missing:
         raise ModelError(
-            f"{path} does not hold torchvision VGG19 weights up to {layer}: missing {', '.join(missing[:4])}. "
+            f"{path} does not hold torchvision VGG19 weights up to {deepest}: missing {', '.join(missing[:4])}. "
             f"Expected torchvision's {VGG19_WEIGHTS_FILE}."
         )
     stack.load_state_dict({local: state[key] for key, local in wanted.items()}, strict=True)
-    stack.requires_grad_(False)
-    return stack.eval()
+    return stack
+
+
+def vgg19_features(
+    layer: str | Sequence[str] = "conv5_4", weights: str | os.PathLike | None = None
+) -> nn.Sequential | FeatureTaps:
+    """torchvision's VGG19 feature stack, cut after ``layer``, with ImageNet weights; frozen, eval.
+
+    ``layer`` is one name of :data:`VGG19_LAYERS` (the result maps ``(B, 3, H, W)`` to that
+    layer's features) or a sequence of names (the result is a :class:`FeatureTaps` giving
+    ``{name: features}`` for each, from one pass through the stack cut after the deepest).
+    ``weights`` is a torchvision VGG19 state_dict file (``vgg19-dcbb9e9d.pth``); by default the
+    copy in torchvision's cache (:func:`default_vgg19_weights_path`). Only the ``features.N``
+    tensors up to the deepest layer are read, so a file holding just those works too. Nothing is
+    downloaded: a missing file raises :class:`MissingWeightsError` (a ``FileNotFoundError``) saying
+    which file to put where; an unreadable or incomplete one :class:`~i2i.errors.ModelError`.
+    """
+    names = [layer] if isinstance(layer, str) else list(layer)
+    unknown = [name for name in names if name not in VGG19_LAYERS]
+    if unknown or not names:
+        raise UsageError(f"Unknown VGG19 layer {(unknown or [''])[0]!r}; expected one of {', '.join(VGG19_LAYERS)}.")
+    deepest = max(names, key=VGG19_LAYERS.__getitem__)
+    stack = _load_vgg19_stack(VGG19_LAYERS[deepest], weights, deepest)
+    network = stack if isinstance(layer, str) else FeatureTaps(stack, {name: VGG19_LAYERS[name] for name in names})
+    network.requires_grad_(False)
+    return network.eval()
+
+
+def _feature_distance(
+    pred: Tensor | Mapping[str, Tensor],
+    target: Tensor | Mapping[str, Tensor],
+    criterion: str,
+    layer_weights: Mapping[str, float] | None,
+) -> Tensor:
+    """The (weighted) distance between one feature tensor or dicts of named ones."""
+    if isinstance(pred, Tensor):
+        if layer_weights is not None and len(layer_weights) != 1:
+            raise UsageError(
+                f"The feature network gives one tensor but the loss weighs {len(layer_weights)} layers "
+                f"({', '.join(layer_weights)}); give it a network that returns a dict of them (FeatureTaps)."
+            )
+        weight = next(iter(layer_weights.values())) if layer_weights else 1.0
+        return weight * pixel_loss(pred, target, criterion)
+    weights = dict(layer_weights) if layer_weights is not None else {name: 1.0 for name in pred}
+    missing = [name for name in weights if name not in pred]
+    if missing:
+        raise UsageError(
+            f"The feature network gives layers {', '.join(pred)} but the loss weighs {', '.join(missing)} too."
+        )
+    return sum(w * pixel_loss(pred[name], target[name], criterion) for name, w in weights.items())
 
 
 def perceptual_loss(
     pred: Tensor,
     target: Tensor,
-    features: Callable[[Tensor], Tensor],
+    features: Callable[[Tensor], Tensor | Mapping[str, Tensor]],
     *,
     criterion: str = "l1",
     normalize: bool = True,
+    layer_weights: Mapping[str, float] | None = None,
 ) -> Tensor:
     """Distance between ``features(pred)`` and ``features(target)``, a float32 scalar.
 
@@ -242,6 +311,11 @@ def perceptual_loss(
     ``normalize`` both are first standardised with the ImageNet mean and std, as the VGG weights
     expect. ``criterion`` is ``l1`` (BasicSR/ESRGAN) or ``mse`` (the SRGAN paper). The target's
     features are computed without gradients.
+
+    ``features`` returns one tensor, or a dict of named tensors (several layers, as
+    :class:`FeatureTaps` does). ``layer_weights`` weighs each name's distance, as BasicSR's
+    ``layer_weights`` do (``{"conv1_2": 0.1, ..., "conv5_4": 1}`` in Real-ESRGAN); the result is
+    the weighted sum. Without it every layer weighs 1; a single tensor takes the one weight given.
     """
     if pred.shape[1] == 1:
         pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
@@ -251,16 +325,19 @@ def perceptual_loss(
         pred, target = (pred - mean) / std, (target - mean) / std
     with torch.no_grad():
         target_features = features(target.detach())
-    return pixel_loss(features(pred), target_features, criterion)
+    return _feature_distance(features(pred), target_features, criterion, layer_weights)
 
 
 class PerceptualLoss(nn.Module):
     """Perceptual loss with an injected, frozen feature network.
 
-    ``feature_network`` is any module mapping ``(B, 3, H, W)`` to features (tests pass a small
-    random one); ``None`` builds :func:`vgg19_features` at ``layer`` from ``weights``. Call it as
-    ``loss(pred, target)`` with images in [0, 1]. The network stays in eval mode and is not
-    trained; it is not part of the state_dict's learned weights a task checkpoints.
+    ``feature_network`` is any module mapping ``(B, 3, H, W)`` to features, one tensor or a dict
+    of named ones (tests pass a small random one); ``None`` builds :func:`vgg19_features` from
+    ``weights``: at ``layer``, or at every layer of ``layer_weights`` when that is given (a
+    mapping of :data:`VGG19_LAYERS` names to weights; the loss is their weighted sum, see
+    :func:`perceptual_loss`). Call it as ``loss(pred, target)`` with images in [0, 1]. The network
+    stays in eval mode and is not trained; it is not part of the state_dict's learned weights a
+    task checkpoints.
     """
 
     def __init__(
@@ -268,6 +345,7 @@ class PerceptualLoss(nn.Module):
         feature_network: nn.Module | None = None,
         *,
         layer: str = "conv5_4",
+        layer_weights: Mapping[str, float] | None = None,
         weights: str | os.PathLike | None = None,
         criterion: str = "l1",
         normalize: bool = True,
@@ -275,12 +353,15 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         if criterion not in PIXEL_CRITERIA:
             raise UsageError(f"Unknown criterion {criterion!r}; expected one of {', '.join(PIXEL_CRITERIA)}.")
+        if layer_weights is not None and not layer_weights:
+            raise UsageError("layer_weights is empty; give at least one layer and its weight, or leave it None.")
         if feature_network is None:
-            feature_network = vgg19_features(layer, weights)
+            feature_network = vgg19_features(list(layer_weights) if layer_weights else layer, weights)
         feature_network.requires_grad_(False)
         self.features = feature_network.eval()
         self.criterion = criterion
         self.normalize = normalize
+        self.layer_weights = {k: float(v) for k, v in layer_weights.items()} if layer_weights else None
 
     def train(self, mode: bool = True) -> "PerceptualLoss":
         super().train(mode)
@@ -288,7 +369,10 @@ class PerceptualLoss(nn.Module):
         return self
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        return perceptual_loss(pred, target, self.features, criterion=self.criterion, normalize=self.normalize)
+        return perceptual_loss(
+            pred, target, self.features, criterion=self.criterion, normalize=self.normalize,
+            layer_weights=self.layer_weights,
+        )
 
 
 def total_variation_loss(x: Tensor) -> Tensor:

@@ -122,3 +122,81 @@ def test_gradient_penalty_with_a_network() -> None:
 def test_gradient_penalty_rejects_mismatched_batches() -> None:
     with pytest.raises(ValueError, match="same shape"):
         gradient_penalty(lambda x: x.sum(), torch.zeros(2, 3), torch.zeros(3, 3))
+
+
+# --- the multi-layer perceptual loss (Real-ESRGAN's VGG19 layer weights) ----------------------
+
+
+def _vgg_file(path, last_index: int):
+    """torchvision-format VGG19 weights (random) for every conv up to ``features.<last_index>``."""
+    from i2i.losses import _vgg19_stack
+
+    torch.manual_seed(0)
+    stack = _vgg19_stack(last_index)
+    torch.save({f"features.{k}": v * 0.5 for k, v in stack.state_dict().items()}, path)
+    return path
+
+
+def test_feature_taps_give_each_named_layer_from_one_pass() -> None:
+    from i2i.losses import FeatureTaps
+
+    torch.manual_seed(0)
+    stack = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+    taps = FeatureTaps(stack, {"first": 0, "last": 2, "again": 0})
+    x = torch.rand(1, 3, 6, 6)
+    out = taps(x)
+    assert set(out) == {"first", "last", "again"}
+    assert torch.equal(out["first"], stack[0](x)) and torch.equal(out["again"], out["first"])
+    assert torch.equal(out["last"], stack(x))
+    with pytest.raises(ValueError, match="outside the stack"):
+        FeatureTaps(stack, {"far": 3})
+
+
+def test_vgg19_features_at_several_layers_match_the_single_layer_stacks(tmp_path) -> None:
+    from i2i.losses import VGG19_LAYERS, vgg19_features
+
+    path = _vgg_file(tmp_path / "vgg.pth", VGG19_LAYERS["conv2_2"])
+    taps = vgg19_features(["conv1_2", "conv2_2"], weights=path)
+    assert not taps.training and not any(p.requires_grad for p in taps.parameters())
+    assert len(taps.stack) == VGG19_LAYERS["conv2_2"] + 1  # cut after the deepest layer
+    x = torch.rand(1, 3, 16, 16)
+    out = taps(x)
+    for layer in ("conv1_2", "conv2_2"):
+        assert torch.allclose(out[layer], vgg19_features(layer, weights=path)(x), atol=1e-6)
+    with pytest.raises(ValueError, match="features.10.weight"):
+        vgg19_features(["conv1_1", "conv3_1"], weights=path)
+
+
+def test_layer_weights_sum_the_weighted_distances(tmp_path) -> None:
+    from i2i.losses import VGG19_LAYERS, PerceptualLoss, perceptual_loss, vgg19_features
+
+    path = _vgg_file(tmp_path / "vgg.pth", VGG19_LAYERS["conv2_2"])
+    weights = {"conv1_2": 0.1, "conv2_2": 1.0}
+    loss = PerceptualLoss(layer_weights=weights, weights=path)
+    pred, target = torch.rand(2, 3, 16, 16, requires_grad=True), torch.rand(2, 3, 16, 16)
+    value = loss(pred, target)
+    expected = sum(
+        w * perceptual_loss(pred, target, vgg19_features(layer, weights=path)) for layer, w in weights.items()
+    )
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    value.backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+    # Today's single-layer loss is unchanged, and a one-layer weight scales it.
+    single = PerceptualLoss(layer="conv2_2", weights=path)(pred, target)
+    assert single.item() == pytest.approx(perceptual_loss(pred, target, vgg19_features("conv2_2", weights=path)).item())
+    scaled = PerceptualLoss(vgg19_features("conv2_2", weights=path), layer_weights={"conv2_2": 0.5})(pred, target)
+    assert scaled.item() == pytest.approx(0.5 * single.item(), rel=1e-6)
+
+
+def test_layer_weights_must_match_what_the_network_gives(tmp_path) -> None:
+    from i2i.losses import FeatureTaps, PerceptualLoss
+
+    conv = torch.nn.Conv2d(3, 2, 3)
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="gives one tensor but the loss weighs 2 layers"):
+        PerceptualLoss(conv, layer_weights={"conv1_2": 0.1, "conv2_2": 1.0})(x, x)
+    taps = FeatureTaps(torch.nn.Sequential(conv), {"conv1_2": 0})
+    with pytest.raises(ValueError, match="weighs conv5_4 too"):
+        PerceptualLoss(taps, layer_weights={"conv1_2": 0.1, "conv5_4": 1.0})(x, x)
+    with pytest.raises(ValueError, match="Unknown VGG19 layer 'conv9_9'"):
+        PerceptualLoss(layer_weights={"conv9_9": 1.0}, weights=tmp_path / "none.pth")

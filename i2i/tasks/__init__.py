@@ -8,8 +8,9 @@ from i2i.tasks.context import TrainingContext
 from i2i.tasks.pix2pix import Pix2Pix, Pix2PixConfig
 from i2i.tasks.cyclegan import CycleGAN, CycleGANConfig
 from i2i.tasks.srgan import SRGAN, SRGANConfig
+from i2i.tasks.realesrgan import RealESRGAN, RealESRGANConfig
 
-TASKS: dict[str, type[Task]] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "srgan": SRGAN}
+TASKS: dict[str, type[Task]] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "srgan": SRGAN, "realesrgan": RealESRGAN}
 
 __all__ = [
     "TASKS",
@@ -21,4 +22,6 @@ __all__ = [
     "CycleGANConfig",
     "SRGAN",
     "SRGANConfig",
+    "RealESRGAN",
+    "RealESRGANConfig",
 ]

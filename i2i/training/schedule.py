@@ -1,6 +1,7 @@
 """Learning-rate schedules and the run's length, as plain functions of the config."""
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 
@@ -29,6 +30,8 @@ def lr_factor(schedule: ScheduleConfig, step: int, *, steps_per_epoch: int, tota
         return 1.0 - max(0, unit + 1 - s.n_epochs) / float(s.n_epochs_decay + 1)
     if s.policy == "step":
         return s.gamma ** (unit // s.step_size)
+    if s.policy == "multistep":
+        return s.gamma ** bisect.bisect_right(s.milestones, unit)
     if s.policy == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
     return 1.0

@@ -290,3 +290,20 @@ class Task:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
+
+
+class SuperResolutionTask(Task):
+    """What the super-resolution tasks (SRGAN, Real-ESRGAN) share: images in [0, 1] and a frozen
+    perceptual loss (``self.perceptual``, None when the recipe has none) that follows the networks
+    to the training device."""
+
+    perceptual: nn.Module | None = None
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+    def attach(self, context: TrainingContext, train_networks: Mapping[str, nn.Module] | None = None) -> None:
+        super().attach(context, train_networks)
+        if self.perceptual is not None:
+            self.perceptual.to(context.device)

@@ -38,7 +38,7 @@ file or a catalogue name such as ``RealESRGAN_x4plus_netD``); architectures come
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,8 +60,7 @@ from i2i.losses import (
     generator_loss,
     pixel_loss,
 )
-from i2i.tasks.base import Task, build_network, check_network_section, set_requires_grad
-from i2i.tasks.context import TrainingContext
+from i2i.tasks.base import SuperResolutionTask, build_network, check_network_section, set_requires_grad
 
 __all__ = ["RealESRGAN", "RealESRGANConfig", "STAGES", "DATA_MODES", "PERCEPTUAL_LAYERS", "paired_flips", "upscale"]
 
@@ -243,7 +242,7 @@ def load_initial_discriminator(spec: str) -> nn.Module:
 
 
 # --- the task -------------------------------------------------------------------------------------
-class RealESRGAN(Task):
+class RealESRGAN(SuperResolutionTask):
     name = "realesrgan"
     config_class = RealESRGANConfig
     ema_networks = ("G",)
@@ -308,15 +307,6 @@ class RealESRGAN(Task):
             cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=3,
             init_type=cfg.discriminator_init_type, init_gain=cfg.discriminator_init_gain,
         )
-
-    @property
-    def value_range(self) -> tuple[float, float]:
-        return (0.0, 1.0)
-
-    def attach(self, context: TrainingContext, train_networks: Mapping[str, nn.Module] | None = None) -> None:
-        super().attach(context, train_networks)
-        if self.perceptual is not None:
-            self.perceptual.to(context.device)
 
     # --- data ---------------------------------------------------------------------------------
     def build_dataset(self, split: str, *, train: bool) -> SRDataset:

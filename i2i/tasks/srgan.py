@@ -21,7 +21,7 @@ with N(0, 0.02) like the pix2pix family's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +45,7 @@ from i2i.losses import (
     total_variation_loss,
 )
 from i2i.models import model_signature
-from i2i.tasks.base import Task, build_network, check_network_section, network_arguments, set_requires_grad
-from i2i.tasks.context import TrainingContext
+from i2i.tasks.base import SuperResolutionTask, build_network, check_network_section, network_arguments, set_requires_grad
 
 __all__ = ["SRGAN", "SRGANConfig", "STAGES"]
 
@@ -145,7 +144,7 @@ def load_initial_generator(cfg: SRGANConfig) -> nn.Module:
     return generator
 
 
-class SRGAN(Task):
+class SRGAN(SuperResolutionTask):
     name = "srgan"
     config_class = SRGANConfig
     ema_networks = ("G",)
@@ -186,15 +185,6 @@ class SRGAN(Task):
             quantize=cfg.quantize_lr,
         )
         self._paired: dict[bool, bool] = {}
-
-    @property
-    def value_range(self) -> tuple[float, float]:
-        return (0.0, 1.0)
-
-    def attach(self, context: TrainingContext, train_networks: Mapping[str, nn.Module] | None = None) -> None:
-        super().attach(context, train_networks)
-        if self.perceptual is not None:
-            self.perceptual.to(context.device)
 
     def build_dataset(self, split: str, *, train: bool) -> SRDataset:
         d = self.config.data

@@ -37,19 +37,25 @@ def _forward(imported: ImportedModel, x: torch.Tensor) -> torch.Tensor:
         return model(x)
 
 
+def _assert_matches_reference(name: str, *, value_range: tuple[float, float]):
+    """Import the case's file with no flags; its range and its output on the case's input must be the reference's."""
+    imported = import_checkpoint(REFERENCE / f"{name}.pth")
+    assert imported.value_range == value_range
+    io = _io(name)
+    out = _forward(imported, io["input"])
+    assert out.shape == io["output"].shape
+    assert torch.allclose(out, io["output"], atol=1e-4)
+    return imported
+
+
 def test_all_cases_found() -> None:
     assert len(JUNYANZ) >= 8
 
 
 @pytest.mark.parametrize("name", JUNYANZ)
 def test_output_matches_reference(name: str) -> None:
-    imported = import_checkpoint(REFERENCE / f"{name}.pth")
-    assert imported.value_range == (-1.0, 1.0)
+    imported = _assert_matches_reference(name, value_range=(-1.0, 1.0))
     assert imported.source.startswith("pytorch-CycleGAN-and-pix2pix")
-    io = _io(name)
-    out = _forward(imported, io["input"])
-    assert out.shape == io["output"].shape
-    assert torch.allclose(out, io["output"], atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -300,12 +306,7 @@ def test_all_realesrgan_cases_found() -> None:
 
 @pytest.mark.parametrize("name", REALESRGAN)
 def test_realesrgan_output_matches_reference(name: str) -> None:
-    imported = import_checkpoint(REFERENCE / f"{name}.pth")
-    assert imported.value_range == (0.0, 1.0)
-    io = _io(name)
-    out = _forward(imported, io["input"])
-    assert out.shape == io["output"].shape
-    assert torch.allclose(out, io["output"], atol=1e-4)
+    _assert_matches_reference(name, value_range=(0.0, 1.0))
 
 
 @pytest.mark.parametrize(

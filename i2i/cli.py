@@ -5,11 +5,12 @@ from pathlib import Path
 
 import click
 
+from i2i import __version__
 from i2i.cli_common import CONTEXT, user_errors
 
 
 @click.group(context_settings=CONTEXT)
-@click.version_option(package_name="i2i")
+@click.version_option(__version__, prog_name="i2i")
 def main() -> None:
     """i2i: image-to-image translation with pix2pix, CycleGAN and SRGAN.
 
@@ -85,11 +86,12 @@ def _add_command_modules() -> None:
     from i2i.cli_data import data_group
     from i2i.cli_eval import eval_command
     from i2i.cli_infer import export, translate, upscale, video
+    from i2i.cli_serve import serve
     from i2i.cli_train import train
 
     main.add_command(data_group)
     main.add_command(eval_command)
-    for command in (train, translate, upscale, video, export):
+    for command in (train, translate, upscale, video, export, serve):
         main.add_command(command)
 
 

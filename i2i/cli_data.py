@@ -111,7 +111,7 @@ def demo_command(out: Path, size: int, crops_per_photo: int, seed: int) -> None:
     """Build small real demo sets from packaged photos: paired (edges2photo, gray2color) for
     pix2pix and unpaired (photo2warm: natural <-> warm-graded colour) for CycleGAN.
 
-    Works offline: the photos ship with scikit-image and scikit-learn. val and test come
+    Works offline: the photos ship with scikit-image. val and test come
     from photos that train never sees.
 
     \b

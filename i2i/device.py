@@ -23,14 +23,15 @@ def mps_available() -> bool:
 
 def resolve_device(spec: str, *, option: str = "--device", local_rank: int = 0) -> torch.device:
     """The device ``spec`` names: ``auto`` (CUDA when available, the local rank's GPU under
-    torchrun, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    torchrun; else Apple's MPS on Apple silicon; else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or
+    ``mps``.
 
     Raises :class:`~i2i.errors.DeviceError` naming ``option`` when the device does not exist or is
     not available here.
     """
     text = str(spec).strip().lower()
     if text == "auto":
-        text = "cuda" if torch.cuda.is_available() else "cpu"
+        text = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
     if text == "cuda":
         text = f"cuda:{local_rank}"
     try:

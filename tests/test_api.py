@@ -71,7 +71,8 @@ def test_problem_lists_are_cut_after_the_limit() -> None:
 
 def test_device_errors_name_the_option_the_user_typed() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
     with pytest.raises(DeviceError, match=r"^train.device 'foo' is not a device"):
         resolve_device("foo", option="train.device")
     if not torch.cuda.is_available():
@@ -110,3 +111,17 @@ def test_the_cli_shows_bugs_with_their_traceback_and_i2i_errors_as_one_line(monk
     monkeypatch.setattr(i2i.models, "list_models", refused)
     result = CliRunner().invoke(main, ["models"])
     assert result.exit_code == 1 and result.output == "Error: the registry is closed; reopen it\n"
+
+
+def test_auto_device_takes_apple_mps_when_there_is_no_cuda(monkeypatch):
+    """On Apple silicon `auto` runs on the GPU (MPS), not on the CPU; CUDA still comes first."""
+    import i2i.device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(i2i.device, "mps_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+    assert resolve_device("mps") == torch.device("mps")
+    monkeypatch.setattr(i2i.device, "mps_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(DeviceError, match="MPS backend is not available here; use --device cpu"):
+        resolve_device("mps")

@@ -30,11 +30,19 @@ def test_main_job_upscales_held_out_photos_better_than_bicubic(tmp_path):
     result = run("demo", out)
     html = (out / "index.html").read_text()
     inputs = sorted((out / "photos").iterdir())
-    assert len(inputs) >= 2 and html.count("<tr>") == len(inputs) + 1
+    # Every held-out photo scikit-image ships (no scikit-learn needed), the gray one included.
+    assert [p.stem for p in inputs] == ["camera", "chelsea", "coffee"]
+    assert html.count("<tr>") == len(inputs) + 1 and f"{len(inputs)} photos the model never saw" in html
     for path in inputs:
         low = read_image(path)
         high = read_image(out / "upscaled" / path.name)
-        assert high.shape == (4 * low.shape[0], 4 * low.shape[1], 3)
+        assert high.shape == (4 * low.shape[0], 4 * low.shape[1], low.shape[2])  # gray stays gray
+        # The zoomed columns: one 80x80 window of each image, enlarged 4x by pixel repetition.
+        zooms = {kind: read_image(out / "zoom" / f"{path.stem}_{kind}.png") for kind in ("bicubic", "upscaled", "original")}
+        assert all(z.shape[:2] == (320, 320) for z in zooms.values())
+        assert np.array_equal(zooms["original"][::4, ::4], zooms["original"][3::4, 3::4])
+        assert f"zoom/{path.stem}_upscaled.png" in html
+    assert read_image(out / "upscaled" / "camera.png").shape[2] == 1
     scores = re.findall(r"bicubic ([0-9.]+) dB / [0-9.]+; i2i ([0-9.]+) dB", html)
     assert len(scores) == len(inputs) and all(float(i2i) > float(bicubic) for bicubic, i2i in scores)
     assert "Comparison page" in result.output

@@ -8,5 +8,5 @@ Submodules (imported explicitly; this package imports nothing heavy on purpose):
   and extracted safely.
 - :mod:`i2i.data.combine`: build the aligned pix2pix ``A|B`` format from two matched folders.
 - :mod:`i2i.data.demo`: small real paired data sets built offline from photos that
-  scikit-image and scikit-learn ship.
+  scikit-image ships.
 """

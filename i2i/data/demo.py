@@ -1,6 +1,6 @@
 """Small real paired data sets built offline from photos that Python packages ship.
 
-No data set can be downloaded everywhere, but scikit-image and scikit-learn install a handful of
+No data set can be downloaded everywhere, but scikit-image (a dependency) installs a handful of
 real colour photographs. :func:`make_paired_demo` cuts random crops from them and writes two
 paired sets in the aligned pix2pix ``A|B`` format:
 
@@ -26,7 +26,7 @@ import numpy as np
 from i2i.data.io import write_image
 from i2i.errors import DataError
 
-__all__ = ["DEMO_PHOTOS", "DemoPhoto", "load_demo_photos", "make_paired_demo"]
+__all__ = ["DEMO_PHOTOS", "DemoPhoto", "load_demo_photos", "load_skimage_photo", "make_paired_demo"]
 
 
 @dataclass(frozen=True)
@@ -39,23 +39,18 @@ class DemoPhoto:
     credit: str
 
 
+def load_skimage_photo(function: str) -> np.ndarray:
+    """The photo ``skimage.data.<function>()`` returns, as uint8: (H, W, 3) colour or (H, W) gray;
+    of a stereo pair, the left view."""
+    import skimage.data
+
+    image = getattr(skimage.data, function)()
+    image = image[0] if isinstance(image, tuple) else image
+    return np.asarray(image, dtype=np.uint8)
+
+
 def _skimage(function: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        import skimage.data
-
-        image = getattr(skimage.data, function)()
-        return image[0] if isinstance(image, tuple) else image  # stereo pairs: the left view
-
-    return load
-
-
-def _sklearn(filename: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        from sklearn.datasets import load_sample_image
-
-        return load_sample_image(filename)
-
-    return load
+    return lambda: load_skimage_photo(function)
 
 
 # Catalogue order is fixed: each photo's crops are drawn from a generator seeded by (seed, its
@@ -85,24 +80,6 @@ DEMO_PHOTOS: tuple[tuple[DemoPhoto, Callable[[], np.ndarray]], ...] = (
             "Middlebury 2014 stereo benchmark (Scharstein et al.), left view",
         ),
         _skimage("stereo_motorcycle"),
-    ),
-    (
-        DemoPhoto(
-            "china",
-            "scikit-learn",
-            'sklearn.datasets.load_sample_image("china.jpg")',
-            "danielbuechele on Flickr; CC BY 2.0",
-        ),
-        _sklearn("china.jpg"),
-    ),
-    (
-        DemoPhoto(
-            "flower",
-            "scikit-learn",
-            'sklearn.datasets.load_sample_image("flower.jpg")',
-            "vultilion on Flickr; CC BY 2.0",
-        ),
-        _sklearn("flower.jpg"),
     ),
 )
 
@@ -201,19 +178,19 @@ def make_paired_demo(
         seed: makes the photo split and the crops reproducible.
 
     Returns:
-        ``out_dir``. With all 7 photos: 5 train photos, 1 val photo, 1 test photo, so
-        ``5 * crops_per_photo`` train pairs and ``crops_per_photo`` val and test pairs per set.
+        ``out_dir``. With all 5 photos: 3 train photos, 1 val photo, 1 test photo, so
+        ``3 * crops_per_photo`` train pairs and ``crops_per_photo`` val and test pairs per set.
 
     Raises:
         ValueError: ``size < 16`` or ``crops_per_photo < 1``.
-        RuntimeError: fewer than 3 photos could be loaded (install scikit-image / scikit-learn).
+        DataError: fewer than 3 photos could be loaded (install scikit-image).
     """
     _check_sizes(size, crops_per_photo)
     photos = load_demo_photos()
     if len(photos) < _MIN_PHOTOS:
         raise DataError(
             f"only {len(photos)} demo photo(s) could be loaded, at least {_MIN_PHOTOS} are needed "
-            "(one each for train, val and test); install scikit-image and scikit-learn"
+            "(one each for train, val and test); install scikit-image"
         )
 
     # Hold out one photo for val and one for test; the rest (catalogue order) is train.
@@ -267,7 +244,7 @@ def make_unpaired_demo(
     if len(photos) < 4:
         raise DataError(
             f"only {len(photos)} demo photo(s) could be loaded, at least 4 are needed "
-            "(two per domain); install scikit-image and scikit-learn"
+            "(two per domain); install scikit-image"
         )
     order = [int(i) for i in np.random.default_rng(seed).permutation(len(photos))]
     test, train = order[:2], order[2:]

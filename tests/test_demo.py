@@ -39,7 +39,7 @@ def test_layout_sizes_and_counts(demo_dir: Path) -> None:
             image = read_image(path)
             assert image.shape == (64, 128, 3) and image.dtype == np.uint8
     readme = (demo_dir / "README.txt").read_text()
-    assert "skimage.data.astronaut()" in readme and "CC BY 2.0" in readme
+    assert "skimage.data.astronaut()" in readme and "public domain" in readme
 
 
 def test_val_and_test_photos_never_appear_in_train(demo_dir: Path) -> None:

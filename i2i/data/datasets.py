@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler
 
 from i2i.data.io import list_images, read_image, read_image_size
@@ -23,31 +23,74 @@ __all__ = [
     "ResumableSampler",
     "detect_layout",
     "resize_for_preprocess",
+    "scale_width_size",
     "collate",
 ]
 
 
+def _resize_plane(plane: np.ndarray, width: int, height: int, top: float | None) -> np.ndarray:
+    """One float32 plane through Pillow's two bicubic passes (horizontal, then vertical); like its
+    8-bit path, the overshoot of the first pass is clipped to ``[0, top]`` before the second."""
+    horizontal = np.asarray(Image.fromarray(plane).resize((width, plane.shape[0]), Image.Resampling.BICUBIC))
+    if top is not None:
+        horizontal = np.clip(horizontal, 0.0, top)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(horizontal)).resize((width, height), Image.Resampling.BICUBIC))
+
+
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize ``(H, W, C)`` with Pillow's ``BICUBIC`` filter, as the pix2pix/CycleGAN loaders do.
+
+    Pillow's bicubic (a = -0.5) widens its kernel when it shrinks, so downscaling antialiases
+    (OpenCV's ``INTER_CUBIC`` does not: a 600 -> 286 resize with it aliases visibly). 8-bit gray and
+    RGB go through Pillow's own 8-bit path, giving the reference's pixels exactly. 16-bit images
+    (and any other channel count) are resized plane by plane with the same two passes in float32
+    and rounded to the nearest level, so they keep their 16-bit precision where the reference,
+    which converts everything to 8-bit RGB, would drop it.
+    """
     if image.shape[1] == width and image.shape[0] == height:
         return image
     channels = image.shape[2]
-    out = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
-    return out.reshape(height, width, channels)
+    if image.dtype == np.uint8 and channels in (1, 3):
+        pil_image = Image.fromarray(np.ascontiguousarray(image[:, :, 0] if channels == 1 else image))
+        out = np.asarray(pil_image.resize((width, height), Image.Resampling.BICUBIC))
+        return out.reshape(height, width, channels)
+    integer = np.issubdtype(image.dtype, np.integer)
+    top = float(np.iinfo(image.dtype).max) if integer else None
+    planes = [_resize_plane(image[:, :, c].astype(np.float32), width, height, top) for c in range(channels)]
+    out = np.stack(planes, axis=2)
+    return np.clip(np.rint(out), 0, top).astype(image.dtype) if integer else out.astype(image.dtype)
+
+
+def scale_width_size(width: int, height: int, load_size: int, crop_size: int) -> tuple[int, int]:
+    """``(width, height)`` after ``scale_width``: the reference's ``__scale_width`` rule.
+
+    The width becomes ``load_size`` and the height ``int(max(load_size * height / width,
+    crop_size))``: floored, not rounded, and never below ``crop_size``, in ``scale_width`` as
+    well as in ``scale_width_and_crop`` (the reference passes crop_size to both). An image already
+    ``load_size`` wide and at least ``crop_size`` high keeps its size.
+    """
+    if width == load_size and height >= crop_size:
+        return width, height
+    return load_size, int(max(load_size * height / width, crop_size))
 
 
 def resize_for_preprocess(image: np.ndarray, mode: str, load_size: int, crop_size: int) -> np.ndarray:
     """The deterministic resizing part of a preprocess mode (the crop happens on the device).
 
-    ``resize_and_crop`` resizes to load_size x load_size; ``scale_width(_and_crop)`` scales the
-    width to load_size keeping the aspect ratio (and the height at least crop_size when cropping);
-    ``crop`` and ``none`` keep the size.
+    As pytorch-CycleGAN-and-pix2pix's ``get_transform``: ``resize_and_crop`` resizes to
+    load_size x load_size; ``scale_width(_and_crop)`` scales the width to load_size keeping the
+    aspect ratio (:func:`scale_width_size`); ``crop`` and ``none`` keep the size. Resizing is
+    Pillow's bicubic (:func:`_resize`). The crop that follows
+    (:class:`~i2i.data.augment.PairedAugment`) takes a uniformly drawn crop_size square inside
+    the image, as the reference's ``get_params``/``RandomCrop`` do; where the reference passes an
+    image smaller than the crop through uncropped (or pads it with black), i2i stops with an error.
     """
     h, w = image.shape[:2]
     if mode == "resize_and_crop":
         return _resize(image, load_size, load_size)
     if mode in ("scale_width", "scale_width_and_crop"):
-        new_h = max(round(h * load_size / w), crop_size if mode == "scale_width_and_crop" else 1)
-        return _resize(image, load_size, new_h)
+        new_w, new_h = scale_width_size(w, h, load_size, crop_size)
+        return _resize(image, new_w, new_h)
     return image
 
 

@@ -10,7 +10,11 @@ Modes:
 - ``lsgan``: least squares, MSE towards 1 (real) and 0 (fake) (CycleGAN default).
 - ``hinge``: ``relu(1 - D(real)) + relu(1 + D(fake))`` for D, ``-D(fake)`` for G.
 - ``wgangp``: Wasserstein critic ``D(fake) - D(real)``, ``-D(fake)`` for G; add
-  :func:`gradient_penalty` to the critic loss yourself.
+  :func:`gradient_penalty` to the critic loss yourself. i2i's tasks (pix2pix, CycleGAN, SRGAN) do:
+  in this mode their critic loss includes ``lambda_gp`` (10) times the penalty, so ``wgangp`` is
+  WGAN-GP. pytorch-CycleGAN-and-pix2pix accepts ``--gan_mode wgangp`` and defines
+  ``cal_gradient_penalty``, but its pix2pix and CycleGAN models never call it: there the mode
+  trains an unconstrained critic (no penalty, no weight clipping), which i2i does not reproduce.
 
 The perceptual loss compares feature maps of a frozen network; which network is injected
 (:class:`PerceptualLoss` takes any module). The default is torchvision's VGG19 with ImageNet
@@ -81,7 +85,7 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, mode: str) -> T
     ``real_logits``/``fake_logits``: raw discriminator outputs of any shape for real and
     generated samples (detach the fakes from the generator). ``vanilla`` and ``lsgan`` are halved,
     as in pix2pix/CycleGAN, so D learns at half G's rate. ``wgangp`` does not include the gradient
-    penalty.
+    penalty: the tasks add :func:`gradient_penalty` themselves (the reference code never does).
     """
     check_gan_mode(mode)
     if mode in ("vanilla", "lsgan"):
@@ -155,8 +159,10 @@ def _vgg19_layer_names() -> list[str]:
     return names
 
 
-#: Index of each named layer in torchvision's ``vgg19().features`` (``conv5_4`` is 34: the
-#: convolution's output before its ReLU, the "VGG54" of the SRGAN and ESRGAN papers).
+#: Index of each named layer in torchvision's ``vgg19().features``. ``relu5_4`` (35) is the SRGAN
+#: paper's "VGG54" (phi_5,4, after the activation), for which its 1/12.75 rescaling was
+#: calibrated; ``conv5_4`` (34, the convolution's output before its ReLU) is ESRGAN's choice, which
+#: BasicSR and Real-ESRGAN follow.
 VGG19_LAYERS: dict[str, int] = {name: i for i, name in enumerate(_vgg19_layer_names())}
 VGG19_WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_WEIGHTS_URL = f"https://download.pytorch.org/models/{VGG19_WEIGHTS_FILE}"
@@ -253,7 +259,7 @@ def vgg19_features(
     """torchvision's VGG19 feature stack, cut after ``layer``, with ImageNet weights; frozen, eval.
 
     ``layer`` is one name of :data:`VGG19_LAYERS` (the result maps ``(B, 3, H, W)`` to that
-    layer's features) or a sequence of names (the result is a :class:`FeatureTaps` giving
+    layer's features; the default ``conv5_4`` is ESRGAN's, the SRGAN paper's is ``relu5_4``) or a sequence of names (the result is a :class:`FeatureTaps` giving
     ``{name: features}`` for each, from one pass through the stack cut after the deepest).
     ``weights`` is a torchvision VGG19 state_dict file (``vgg19-dcbb9e9d.pth``); by default the
     copy in torchvision's cache (:func:`default_vgg19_weights_path`). Only the ``features.N``

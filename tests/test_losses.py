@@ -119,6 +119,43 @@ def test_gradient_penalty_with_a_network() -> None:
         assert conv.weight.grad.abs().sum() > 0
 
 
+_WGANGP_TASKS = {
+    "pix2pix": {
+        "generator": {"name": "unet", "num_downs": 5, "base_channels": 4},
+        "discriminator": {"name": "patchgan", "base_channels": 4, "n_layers": 2},
+    },
+    "srgan": {
+        "generator": {"name": "srresnet", "base_channels": 4, "num_blocks": 1, "norm": "none"},
+        "discriminator": {"name": "patchgan", "base_channels": 4, "n_layers": 2},
+        "lambda_perceptual": 0.0,
+    },
+}
+
+
+@pytest.mark.parametrize("task_name", sorted(_WGANGP_TASKS))
+def test_wgangp_tasks_add_the_gradient_penalty_to_the_critic_loss(task_name: str) -> None:
+    """i2i's wgangp is WGAN-GP: the critic loss grows by lambda_gp times the penalty (the reference
+    pix2pix/CycleGAN code defines cal_gradient_penalty but never calls it)."""
+    from test_task_contract import FakeContext
+
+    from i2i.config import parse_config
+    from i2i.tasks import TASKS
+
+    def critic_loss(lambda_gp: float) -> float:
+        torch.manual_seed(0)  # the same networks, batch and interpolation factors every time
+        raw = {"name": task_name, "gan_mode": "wgangp", "lambda_gp": lambda_gp, **_WGANGP_TASKS[task_name]}
+        task = TASKS[task_name](parse_config({"task": raw, "data": {"crop_size": 32}}))
+        context = FakeContext()
+        task.attach(context)
+        context.optimizer_names = {id(o): name for name, o in task.optimizers.items()}
+        low = 8 if task_name == "srgan" else 32
+        return float(task.train_step({"a": torch.rand(2, 3, low, low), "b": torch.rand(2, 3, 32, 32)})["D"])
+
+    without, penalty_5, penalty_10 = critic_loss(0.0), critic_loss(5.0), critic_loss(10.0)
+    assert penalty_10 - without > 1e-4
+    assert penalty_10 - without == pytest.approx(2.0 * (penalty_5 - without), rel=1e-4)
+
+
 def test_gradient_penalty_rejects_mismatched_batches() -> None:
     with pytest.raises(ValueError, match="same shape"):
         gradient_penalty(lambda x: x.sum(), torch.zeros(2, 3), torch.zeros(3, 3))

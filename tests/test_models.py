@@ -25,6 +25,7 @@ CASES: dict[str, tuple[dict, tuple[int, ...], tuple[int, ...]]] = {
     "pixel_discriminator": ({}, (2, 3, 8, 8), (2, 1, 8, 8)),
     "srresnet": ({"num_blocks": 2}, (2, 3, 8, 12), (2, 3, 32, 48)),
     "vgg_discriminator": ({"input_size": 32}, (2, 3, 32, 32), (2, 1)),
+    "vgg_style_discriminator": ({}, (2, 3, 128, 128), (2, 1)),  # BasicSR's: 128 or 256 px only
     "rrdbnet": ({"num_block": 1, "num_grow_ch": 4}, (2, 3, 6, 10), (2, 3, 24, 40)),
     "rrdbnet_x4plus": ({}, (1, 3, 4, 4), (1, 3, 16, 16)),  # full width: the variant presets it
     "rrdbnet_anime_6b": ({}, (1, 3, 4, 4), (1, 3, 16, 16)),

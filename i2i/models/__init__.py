@@ -8,6 +8,7 @@ from i2i.models import (  # noqa: F401  (imported to register their models)
     srvgg,
     unet,
     unet_discriminator,
+    vgg_discriminator,
 )
 from i2i.registry import create_model, list_models, model_role, model_signature, register_model
 

@@ -4,19 +4,29 @@
    the paper's SRResNet, or ``l1`` as BasicSR's MSRResNet). This is the PSNR-oriented model.
 2. ``stage: gan`` starts from the stage-1 generator (``init_from``) and adds a discriminator:
    ``lambda_pixel * pixel + lambda_perceptual * VGG + lambda_adv * GAN (+ lambda_tv * TV)``.
-   The defaults are the paper's SRGAN-VGG54: no pixel term, the MSE of VGG19 ``conv5_4`` features
-   with the paper's 1/12.75 feature rescaling (a weight of 1/12.75^2 = 0.00615), and 1e-3 for the
-   adversarial term. ``configs/srgan_x4_basicsr.yaml`` holds BasicSR's recipe (L1 1e-2,
-   perceptual L1 1.0, GAN 5e-3).
+   The loss defaults are the paper's SRGAN-VGG54: no pixel term, the MSE of VGG19 ``relu5_4``
+   features (the paper's phi_5,4, after the activation) with its 1/12.75 feature rescaling (a
+   weight of 1/12.75^2 = 0.00615), and 1e-3 for the adversarial term. ``perceptual_layer:
+   conv5_4`` (before the ReLU) is ESRGAN's choice, which BasicSR's recipes follow;
+   ``configs/srgan_x4_basicsr.yaml`` holds BasicSR's recipe (L1 1e-2, perceptual L1 1.0 on
+   conv5_4, GAN 5e-3, its ``vgg_style_discriminator``).
 
 Images are in [0, 1] (``value_range``). A batch's ``"a"`` is the LR input and ``"b"`` the HR
 target; with an HR-only folder the LR is made from each HR crop on the device
-(:class:`i2i.data.sr.SRAugment`). The shared PatchGAN is the default discriminator; the paper's
-VGG-style one is ``discriminator: {name: vgg_discriminator}``.
+(:class:`i2i.data.sr.SRAugment`). The default discriminator is the shared PatchGAN (it takes any
+crop size); the paper's VGG-style one is ``{name: vgg_discriminator, input_size: 96}``
+(``configs/srgan_x4.yaml``), BasicSR's ``{name: vgg_style_discriminator, input_size: 128}``.
+
+Update order (``update_order``): ``d_then_g`` updates the discriminator first, then the
+generator against the updated discriminator: the alternation of Goodfellow et al. with k = 1
+that the SRGAN paper follows, and pix2pix's order. ``g_then_d`` is BasicSR's ``SRGANModel``: the
+generator steps against the discriminator as it was, then the discriminator learns from the
+same (pre-update) output, detached.
 
 Fresh networks start as the SR literature starts them (config defaults, applied by the one
 initialiser every task uses): the generator with SRResNet's scaled kaiming rule, the discriminator
-with N(0, 0.02) like the pix2pix family's.
+with N(0, 0.02) like the pix2pix family's, except BasicSR's ``vgg_style_discriminator``, which
+BasicSR leaves at PyTorch's own initialisation (``discriminator_init_type: default``).
 """
 from __future__ import annotations
 
@@ -44,12 +54,18 @@ from i2i.losses import (
     pixel_loss,
     total_variation_loss,
 )
-from i2i.models import model_signature
+from i2i.models import create_model, model_signature
 from i2i.tasks.base import SuperResolutionTask, build_network, check_network_section, network_arguments, set_requires_grad
 
-__all__ = ["SRGAN", "SRGANConfig", "STAGES"]
+__all__ = ["SRGAN", "SRGANConfig", "STAGES", "UPDATE_ORDERS"]
 
 STAGES = ("psnr", "gan")
+#: ``d_then_g``: the paper (Goodfellow et al.'s alternation, k = 1); ``g_then_d``: BasicSR's SRGANModel.
+UPDATE_ORDERS = ("d_then_g", "g_then_d")
+#: ``discriminator_init_type`` that leaves a fresh discriminator at PyTorch's own initialisation.
+PYTORCH_DEFAULT_INIT = "default"
+#: Discriminators whose reference code never re-initialises them (BasicSR's).
+DEFAULT_INIT_DISCRIMINATORS = ("vgg_style_discriminator",)
 DEFAULT_GENERATOR = {"name": "srresnet", "base_channels": 64, "num_blocks": 16, "norm": "batch", "activation": "prelu"}
 DEFAULT_DISCRIMINATOR = {"name": "patchgan", "base_channels": 64, "n_layers": 3, "norm": "batch"}
 
@@ -65,11 +81,16 @@ class SRGANConfig(TaskConfig):
     or a leftthomas/SRGAN file); its architecture then comes from the file.
 
     ``lambda_pixel`` weighs the pixel loss in the ``gan`` stage; the ``psnr`` stage optimises the
-    pixel loss alone (plus ``lambda_tv``). ``vgg_weights`` is torchvision's
-    ``vgg19-dcbb9e9d.pth`` (empty: torchvision's cache). ``degradation`` makes LR inputs from HR
-    images: ``bicubic`` (MATLAB, antialiased), ``area`` or ``opencv_cubic``; ``quantize_lr``
-    rounds them to 8-bit levels like saved images. ``rotate`` adds random 90-degree rotations to
-    the flips (``data.flip``).
+    pixel loss alone (plus ``lambda_tv``). ``perceptual_layer`` names a VGG19 layer:
+    ``relu5_4`` (the SRGAN paper's VGG54) or ``conv5_4`` (ESRGAN's, before the ReLU), or any other
+    of :data:`i2i.losses.VGG19_LAYERS`. ``gan_mode: wgangp`` adds
+    :func:`i2i.losses.gradient_penalty` (``lambda_gp``) to the critic loss. ``update_order`` is
+    ``d_then_g`` (the paper) or ``g_then_d`` (BasicSR). An empty ``discriminator_init_type`` means
+    ``default`` (PyTorch's own initialisation) for BasicSR's ``vgg_style_discriminator`` and
+    ``normal`` otherwise. ``vgg_weights`` is torchvision's ``vgg19-dcbb9e9d.pth`` (empty:
+    torchvision's cache). ``degradation`` makes LR inputs from HR images: ``bicubic`` (MATLAB,
+    antialiased), ``area`` or ``opencv_cubic``; ``quantize_lr`` rounds them to 8-bit levels like
+    saved images. ``rotate`` adds random 90-degree rotations to the flips (``data.flip``).
     """
 
     name: str = "srgan"
@@ -81,7 +102,7 @@ class SRGANConfig(TaskConfig):
     init_from: str = ""
     pixel_criterion: str = "mse"
     lambda_pixel: float = 0.0
-    perceptual_layer: str = "conv5_4"
+    perceptual_layer: str = "relu5_4"
     perceptual_criterion: str = "mse"
     lambda_perceptual: float = 0.00615
     vgg_weights: str = ""
@@ -89,6 +110,7 @@ class SRGANConfig(TaskConfig):
     lambda_adv: float = 0.001
     lambda_gp: float = 10.0
     lambda_tv: float = 0.0
+    update_order: str = "d_then_g"
     lr: float = 1e-4
     beta1: float = 0.9
     beta2: float = 0.999
@@ -97,7 +119,7 @@ class SRGANConfig(TaskConfig):
     rotate: bool = True
     generator_init_type: str = "scaled_kaiming"
     generator_init_gain: Optional[float] = None
-    discriminator_init_type: str = "normal"
+    discriminator_init_type: Optional[str] = None
     discriminator_init_gain: float = 0.02
 
     def validate(self) -> None:
@@ -108,7 +130,9 @@ class SRGANConfig(TaskConfig):
         check_choice("task.degradation", self.degradation, RESIZE_METHODS)
         check_choice("task.gan_mode", self.gan_mode, GAN_MODES)
         check_choice("task.generator_init_type", self.generator_init_type, INIT_TYPES)
-        check_choice("task.discriminator_init_type", self.discriminator_init_type, INIT_TYPES)
+        check_choice("task.update_order", self.update_order, UPDATE_ORDERS)
+        if self.discriminator_init_type is not None:
+            check_choice("task.discriminator_init_type", self.discriminator_init_type, INIT_TYPES + (PYTORCH_DEFAULT_INIT,))
         check_network_section(
             "task.generator", self.generator, DEFAULT_GENERATOR,
             fixed={"scale": "task.scale", "in_channels": "task.in_channels", "out_channels": "task.in_channels"},
@@ -126,6 +150,14 @@ class SRGANConfig(TaskConfig):
         norm = kwargs.get("norm", model_signature(name).get("norm", "none"))
         return 0.1 if norm == "none" else 1.0
 
+    def discriminator_init(self) -> str:
+        """``discriminator_init_type``, or the reference's rule when it is empty: PyTorch's own
+        initialisation for BasicSR's discriminator, N(0, 0.02) (``normal``) for the others."""
+        if self.discriminator_init_type is not None:
+            return self.discriminator_init_type
+        name, _ = network_arguments(self.discriminator, DEFAULT_DISCRIMINATOR)
+        return PYTORCH_DEFAULT_INIT if name in DEFAULT_INIT_DISCRIMINATORS else "normal"
+
 
 register_task("srgan", SRGANConfig)
 
@@ -142,6 +174,19 @@ def load_initial_generator(cfg: SRGANConfig) -> nn.Module:
     if tuple(info.value_range) != (0.0, 1.0):
         raise ConfigError(f"task.init_from {cfg.init_from!r} is not an SR generator (value range {info.value_range}).")
     return generator
+
+
+def build_discriminator(cfg: SRGANConfig) -> nn.Module:
+    """The configured discriminator, initialised by :meth:`SRGANConfig.discriminator_init`."""
+    init_type = cfg.discriminator_init()
+    if init_type == PYTORCH_DEFAULT_INIT:
+        # BasicSR never re-initialises its discriminator: the layers keep PyTorch's defaults.
+        name, kwargs = network_arguments(cfg.discriminator, DEFAULT_DISCRIMINATOR)
+        return create_model(name, **kwargs, in_channels=cfg.in_channels)
+    return build_network(
+        cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=cfg.in_channels,
+        init_type=init_type, init_gain=cfg.discriminator_init_gain,
+    )
 
 
 class SRGAN(SuperResolutionTask):
@@ -164,10 +209,7 @@ class SRGAN(SuperResolutionTask):
         self.networks = {"G": generator}
         self.perceptual: PerceptualLoss | None = None
         if cfg.stage == "gan":
-            self.networks["D"] = build_network(
-                cfg.discriminator, DEFAULT_DISCRIMINATOR, in_channels=cfg.in_channels,
-                init_type=cfg.discriminator_init_type, init_gain=cfg.discriminator_init_gain,
-            )
+            self.networks["D"] = build_discriminator(cfg)
             if cfg.lambda_perceptual > 0:
                 self.perceptual = PerceptualLoss(
                     feature_network,
@@ -229,19 +271,31 @@ class SRGAN(SuperResolutionTask):
             self.step(loss, optimizers["G"])
             return losses
 
-        # Discriminator first, on the detached output (as pix2pix does).
+        if cfg.update_order == "g_then_d":  # BasicSR: D then learns from the pre-update output
+            losses = self._generator_step(sr, hr)
+            return {"D": self._discriminator_step(hr, sr), **losses}
+        loss_d = self._discriminator_step(hr, sr)
+        return {"D": loss_d, **self._generator_step(sr, hr)}
+
+    def _discriminator_step(self, hr: torch.Tensor, sr: torch.Tensor) -> torch.Tensor:
+        """One discriminator update on real ``hr`` and the detached ``sr``; the detached loss."""
+        cfg = self.cfg
         D = self.train_networks["D"]
         set_requires_grad(self.networks["D"], True)
         loss_d = discriminator_loss(D(hr), D(sr.detach()), cfg.gan_mode)
         if cfg.gan_mode == "wgangp":
             loss_d = loss_d + gradient_penalty(self.networks["D"], hr, sr.detach(), weight=cfg.lambda_gp)
-        self.step(loss_d, optimizers["D"])
+        self.step(loss_d, self.optimizers["D"])
+        return loss_d.detach()
 
-        # Generator; the frozen discriminator runs unwrapped so DDP does not wait for its grads.
+    def _generator_step(self, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One generator update against the frozen discriminator; the detached loss terms."""
+        cfg = self.cfg
+        # The frozen discriminator runs unwrapped so DDP does not wait for its grads.
         set_requires_grad(self.networks["D"], False)
         g_adv = cfg.lambda_adv * generator_loss(self.networks["D"](sr), cfg.gan_mode)
         total = g_adv
-        losses = {"D": loss_d.detach(), "G_adv": g_adv.detach()}
+        losses = {"G_adv": g_adv.detach()}
         if cfg.lambda_pixel > 0:
             g_pixel = cfg.lambda_pixel * pixel_loss(sr, hr, cfg.pixel_criterion)
             total = total + g_pixel
@@ -254,7 +308,7 @@ class SRGAN(SuperResolutionTask):
             g_tv = cfg.lambda_tv * total_variation_loss(sr)
             total = total + g_tv
             losses["G_tv"] = g_tv.detach()
-        self.step(total, optimizers["G"])
+        self.step(total, self.optimizers["G"])
         return losses
 
     @torch.no_grad()

@@ -216,15 +216,27 @@ def test_a_truncated_stream_is_an_error_not_a_short_video(clip, tmp_path, sr_fro
 
 @needs_ffmpeg
 def test_devices_split_the_range_and_join_losslessly_in_order(clip, tmp_path):
-    options = VideoOptions(preset="ultrafast", progress=False)
+    options = VideoOptions(preset="ultrafast", progress=False, segment_seconds=2 / 12)  # six 2-frame segments
     single = translate_video(tiny_sr(), clip, tmp_path / "one.mp4", options)
-    parts = translate_video([tiny_sr(), tiny_sr(), tiny_sr()], clip, tmp_path / "three.mp4", options)
+    devices = [tiny_sr(), tiny_sr(), tiny_sr()]
+    frames_per_device = [0, 0, 0]
+
+    def counting(k: int, translate):
+        def count(images):
+            frames_per_device[k] += len(images)
+            return translate(images)
+        return count
+
+    for k, translator in enumerate(devices):
+        translator.translate_images = counting(k, translator.translate_images)
+    parts = translate_video(devices, clip, tmp_path / "three.mp4", options)
     assert single.frames == parts.frames == 12
+    assert frames_per_device == [4, 4, 4]  # two whole segments each
     joined, reference = decode(tmp_path / "three.mp4"), decode(tmp_path / "one.mp4")
     assert len(joined) == 12
     assert max(mean_diff(a, b) for a, b in zip(joined, reference)) < 2.0
     assert_same_frames_in_order(joined, decode(clip), scale=2)
-    assert not list(tmp_path.glob(".*"))  # the parts are cleaned up
+    assert not list(tmp_path.glob(".*")) and not (tmp_path / "three.mp4.parts").exists()  # the parts are cleaned up
 
 
 @needs_ffmpeg

@@ -8,6 +8,16 @@ File names reach ffmpeg (and OpenCV's FFmpeg backend) through :func:`media_path`
 paths: a relative name such as ``concat:a.mp4|b.mp4``, ``file:x.mp4`` or ``http:...`` would
 otherwise be taken as a protocol URL and read (or write) another file, and a name starting with
 ``-`` as an option.
+
+**Colour.** :func:`colour_tags` reads a video stream's matrix, range, primaries, transfer and bit
+depth from that line; the encoder converts RGB to YUV with the same matrix and range and tags the
+output with all four, and a source of more than 8 bits gives a 10-bit output (``yuv420p10le``).
+An untagged source is taken as BT.601, the matrix its frames were decoded with.
+
+**Timestamps.** A writer given each frame's time (a variable-frame-rate source) stamps the frames
+with them through a ``setpts`` expression (a balanced ``if(lt(N, k), ...)`` tree, so its depth stays
+logarithmic), at 1/90000 s; without, frame ``n`` is at ``n / fps`` exactly.
+:func:`packet_times` reads a stream's packet times without decoding.
 """
 from __future__ import annotations
 
@@ -19,12 +29,18 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from i2i.errors import VideoError
 
-__all__ = ["find_ffmpeg", "media_path", "Stream", "probe_streams", "FfmpegWriter", "concat_segments", "FfmpegError"]
+__all__ = [
+    "find_ffmpeg", "media_path", "Stream", "probe_streams", "ColourTags", "colour_tags", "packet_times",
+    "FfmpegWriter", "concat_segments", "FfmpegError", "TIMESTAMP_RATE",
+]
+
+TIMESTAMP_RATE = 90000  # ticks per second of variable-rate output (MPEG's clock: exact for 24, 25, 30000/1001 ...)
 
 
 class FfmpegError(VideoError):
@@ -109,6 +125,97 @@ def probe_streams(path: str | os.PathLike, ffmpeg: str) -> list[Stream]:
     return streams
 
 
+# Colour matrix tag (what ffmpeg prints) -> the name swscale's scale filter takes for it.
+_SCALE_MATRIX = {
+    "bt709": "bt709", "smpte170m": "smpte170m", "bt470bg": "bt470", "fcc": "fcc", "smpte240m": "smpte240m",
+    "bt2020nc": "bt2020", "bt2020c": "bt2020",
+}
+_PIXEL_FORMAT = re.compile(r"(?:^|,\s*)([a-z][a-z0-9_]*)(?:\(([^)]*)\))?,\s*\d+x\d+")
+
+
+@dataclass(frozen=True)
+class ColourTags:
+    """How a video's YUV samples are to be read: matrix, range, primaries, transfer, bit depth.
+
+    ``matrix`` is ffmpeg's colour space name (``bt709``, ``smpte170m``, ``bt470bg``, ...);
+    ``primaries``/``transfer`` are carried as tags only (pixels are never converted between them);
+    ``None`` means the source does not say.
+    """
+
+    matrix: str = "smpte170m"
+    range: str = "tv"  # "tv": limited (16-235), "pc": full (0-255)
+    primaries: str | None = None
+    transfer: str | None = None
+    bit_depth: int = 8
+
+    @property
+    def scale_matrix(self) -> str:
+        """The matrix as swscale names it; BT.601 for anything it does not know."""
+        return _SCALE_MATRIX.get(self.matrix, "bt601")
+
+    @property
+    def pixel_format(self) -> str:
+        return "yuv420p10le" if self.bit_depth > 8 else "yuv420p"
+
+    def encode_filters(self) -> str:
+        """RGB -> YUV with this matrix and range, and the frames tagged with all four."""
+        params = [f"colorspace={self.matrix if self.matrix in _SCALE_MATRIX else 'smpte170m'}", f"range={self.range}"]
+        params += [f"color_primaries={self.primaries}"] if self.primaries else []
+        params += [f"color_trc={self.transfer}"] if self.transfer else []
+        return f"scale=out_color_matrix={self.scale_matrix}:out_range={self.range},setparams={':'.join(params)}"
+
+    def decode_filters(self) -> str:
+        """YUV -> 16-bit RGB with this matrix and range."""
+        return f"scale=in_color_matrix={self.scale_matrix}:in_range={self.range},format=rgb48le"
+
+
+def colour_tags(stream: Stream) -> ColourTags:
+    """The colour tags and bit depth in a video stream's description (BT.601 limited 8-bit when untagged)."""
+    match = _PIXEL_FORMAT.search(stream.description)
+    if match is None:
+        return ColourTags()
+    pixel_format, properties = match.group(1), match.group(2) or ""
+    depth = re.search(r"(\d{2})(?:le|be)$", pixel_format)
+    tags: dict = {"bit_depth": int(depth.group(1)) if depth else 8, "range": "pc" if pixel_format.startswith("yuvj") else "tv"}
+    for token in (t.strip() for t in properties.split(",")):
+        if token in ("tv", "pc"):
+            tags["range"] = token
+        elif "/" in token:  # space/primaries/transfer
+            names = [None if n in ("unknown", "reserved") else n for n in token.split("/")]
+            if len(names) == 3:
+                tags["matrix"] = names[0] or "smpte170m"
+                tags["primaries"], tags["transfer"] = names[1], names[2]
+        elif token in _SCALE_MATRIX:  # one name: all three tags have the same number
+            shared = token in ("bt709", "smpte170m", "bt470bg", "smpte240m")  # ... and the same name
+            tags.update(matrix=token, primaries=token if shared else None, transfer=token if shared else None)
+    return ColourTags(**tags)
+
+
+def packet_times(path: str | os.PathLike, ffmpeg: str) -> tuple[Fraction, list[int]] | None:
+    """``(time base, sorted packet times)`` of the first video stream, read without decoding.
+
+    None when ffmpeg cannot read the file. The sorted times are the frames' presentation times
+    when every packet is one shown frame (the usual case); callers check the count.
+    """
+    result = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", media_path(path), "-map", "0:v:0",
+         "-c", "copy", "-f", "framecrc", "-"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False,
+    )
+    if result.returncode != 0:
+        return None
+    base: Fraction | None = None
+    times = []
+    for line in result.stdout.decode("ascii", "replace").splitlines():
+        if line.startswith("#tb 0:"):
+            base = Fraction(line.split(":", 1)[1].strip())
+        elif line and not line.startswith("#"):
+            fields = line.split(",")
+            if len(fields) >= 3 and fields[2].strip().lstrip("-").isdigit():
+                times.append(int(fields[2]))
+    return (base, sorted(times)) if base is not None else None
+
+
 def fps_argument(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
@@ -167,14 +274,30 @@ def _source_input_args(source: AudioSource) -> list[str]:
     return args + ["-i", media_path(source.path)]
 
 
-def _x264_args(crf: int, preset: str) -> list[str]:
-    # yuv420p H.264 plays everywhere, browsers included. The RGB -> YUV conversion uses the BT.601
-    # matrix (what OpenCV used to decode the input) and the stream is tagged with it, so players
-    # convert back with the same matrix and colours are not shifted.
+def _timestamp_expression(ticks: Sequence[int], low: int, high: int) -> str:
+    """``setpts`` value of frame N for frames ``[low, high)``: a balanced tree of ``if(lt(N, mid), ...)``.
+
+    Commas are escaped for the filter graph. A flat sum would nest one level per frame, and
+    ffmpeg's expression parser stops at 100 levels.
+    """
+    if high - low == 1:
+        return str(ticks[low])
+    middle = (low + high) // 2
+    return f"if(lt(N\\,{middle})\\,{_timestamp_expression(ticks, low, middle)}\\,{_timestamp_expression(ticks, middle, high)})"
+
+
+def _x264_args(crf: int, preset: str, colour: ColourTags, timestamps: Sequence[float] | None) -> list[str]:
+    # yuv420p H.264 plays everywhere, browsers included; 10-bit sources give High 10 yuv420p10le.
+    # RGB -> YUV uses the matrix and range the source was decoded with, and the stream is tagged with
+    # them (and the source's primaries and transfer), so players show the colours of the source.
+    filters = colour.encode_filters()
+    timing: list[str] = []
+    if timestamps is not None:
+        ticks = [round(t * TIMESTAMP_RATE) for t in timestamps]
+        filters = f"settb=1/{TIMESTAMP_RATE},setpts={_timestamp_expression(ticks, 0, len(ticks))}," + filters
+        timing = ["-fps_mode", "passthrough", "-enc_time_base:v", f"1/{TIMESTAMP_RATE}"]
     return [
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
-        "-vf", "scale=out_color_matrix=bt601:out_range=tv", "-pix_fmt", "yuv420p",
-        "-colorspace", "smpte170m", "-color_range", "tv",
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-vf", filters, "-pix_fmt", colour.pixel_format, *timing,
     ]
 
 
@@ -186,7 +309,7 @@ def _container_args(extension: str) -> list[str]:
 
 
 class FfmpegWriter:
-    """Encodes RGB frames piped as raw video to H.264 yuv420p, muxing the source's audio back.
+    """Encodes RGB frames piped as raw video to H.264, muxing the source's audio back.
 
     Args:
         ffmpeg: the binary.
@@ -196,6 +319,9 @@ class FfmpegWriter:
         fps: exact frame rate; every frame written becomes one output frame, none is added or dropped.
         audio: where to take audio and subtitles from (copied without re-encoding where the container
             allows), or None.
+        colour: the source's colour tags and bit depth (BT.601 limited 8-bit by default).
+        deep: frames are uint16 (``rgb48le``), not uint8.
+        timestamps: each frame's time in seconds from the first (variable frame rate); None: ``n / fps``.
     """
 
     def __init__(
@@ -210,18 +336,21 @@ class FfmpegWriter:
         preset: str = "medium",
         audio: AudioSource | None = None,
         extension: str | None = None,
+        colour: ColourTags | None = None,
+        deep: bool = False,
+        timestamps: Sequence[float] | None = None,
     ) -> None:
         self.path = Path(path)
         extension = (extension or self.path.suffix).lower()
         if extension not in _MUXERS:
             raise VideoError(f"cannot write video {str(path)!r}: use one of {', '.join(_MUXERS)}")
-        self.width, self.height = width, height
+        self.width, self.height, self.deep = width, height, deep
         self.even_width, self.even_height = width + width % 2, height + height % 2
         self.frames = 0
         self.notes: list[str] = []
         cmd = [
             ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.even_width}x{self.even_height}",
+            "-f", "rawvideo", "-pix_fmt", "rgb48le" if deep else "rgb24", "-s", f"{self.even_width}x{self.even_height}",
             "-framerate", fps_argument(fps), "-i", "pipe:0",
         ]
         maps = ["-map", "0:v:0"]
@@ -229,9 +358,14 @@ class FfmpegWriter:
             cmd += _source_input_args(audio)
             stream_args, self.notes = _stream_args(audio, 1, extension)
             maps += stream_args
-        cmd += maps + _x264_args(crf, preset) + _container_args(extension) + [media_path(self.path)]
+        cmd += maps + _x264_args(crf, preset, colour or ColourTags(), timestamps)
+        cmd += _container_args(extension) + [media_path(self.path)]
         self._log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        # A session of its own: Ctrl-C in the terminal reaches this process only, which then stops
+        # ffmpeg itself and removes what it was writing.
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log, start_new_session=True
+        )
 
     def _error(self, what: str) -> FfmpegError:
         self._log.seek(0)
@@ -239,7 +373,7 @@ class FfmpegWriter:
         return FfmpegError(f"ffmpeg failed while {what}: " + (" | ".join(tail) or f"exit status {self._proc.returncode}"))
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one ``(height, width, 3)`` uint8 RGB frame."""
+        """Append one ``(height, width, 3)`` RGB frame (uint8, or uint16 for a ``deep`` writer)."""
         if frame.shape[:2] != (self.height, self.width):
             raise VideoError(
                 f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, but the video is {self.width}x{self.height}; "
@@ -247,6 +381,8 @@ class FfmpegWriter:
             )
         if (self.even_width, self.even_height) != (self.width, self.height):
             frame = np.pad(frame, ((0, self.even_height - self.height), (0, self.even_width - self.width), (0, 0)), mode="edge")
+        if self.deep:
+            frame = frame.astype("<u2", copy=False)  # rgb48le
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).data)  # type: ignore[union-attr]
         except (BrokenPipeError, OSError):
@@ -278,18 +414,29 @@ class FfmpegWriter:
         self._log.close()
 
 
+def _concat_listing(segments: Sequence[Path], durations: Sequence[float] | None) -> str:
+    """An ffconcat listing; ``duration`` lines fix where each segment starts (variable frame rates)."""
+    lines = ["ffconcat version 1.0"]
+    for k, segment in enumerate(segments):
+        escaped = media_path(segment).replace("'", "'\\''")
+        lines.append(f"file '{escaped}'")
+        if durations is not None:
+            lines.append(f"duration {durations[k]:.6f}")
+    return "\n".join(lines) + "\n"
+
+
 def concat_segments(
-    ffmpeg: str, segments: list[Path], path: Path, *, audio: AudioSource | None = None, extension: str | None = None
+    ffmpeg: str, segments: Sequence[Path], path: Path, *, audio: AudioSource | None = None,
+    extension: str | None = None, durations: Sequence[float] | None = None,
 ) -> list[str]:
     """Join H.264 segments into ``path`` without re-encoding (concat demuxer), muxing audio back.
 
-    Returns notes (warnings) about the audio and subtitles.
+    ``durations`` (seconds) place each segment after the previous one; without, each file's own
+    duration does. Returns notes (warnings) about the audio and subtitles.
     """
     extension = (extension or path.suffix).lower()
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as listing:
-        for segment in segments:
-            escaped = media_path(segment).replace("'", "'\\''")
-            listing.write(f"file '{escaped}'\n")
+        listing.write(_concat_listing(segments, durations))
     try:
         cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing.name]
         maps = ["-map", "0:v:0"]
@@ -299,7 +446,10 @@ def concat_segments(
             stream_args, notes = _stream_args(audio, 1, extension)
             maps += stream_args
         cmd += maps + ["-c:v", "copy"] + _container_args(extension) + [media_path(path)]
-        result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        result = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+            start_new_session=True,
+        )
         if result.returncode != 0:
             tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-8:]
             raise FfmpegError("ffmpeg failed while joining the parts: " + " | ".join(tail))

@@ -1,21 +1,32 @@
 """Translate videos and folders of numbered frames.
 
-**Pipeline.** A decode thread (``cv2.VideoCapture``, or reader threads for a frame folder) feeds
-batched inference in the main thread, and an encode thread writes the results; bounded queues join
-them, so memory stays flat for any video length. The progress bar shows frames/s and the ETA.
+**Pipeline.** A decode thread (``cv2.VideoCapture``, ffmpeg for sources deeper than 8 bits, or
+reader threads for a frame folder) feeds batched inference in the main thread, and an encode thread
+writes the results (:mod:`i2i.inference.video_pipeline`); memory stays flat for any video length.
+The progress bar shows frames/s and the ETA.
 
-**Output.** A video output has the input's frame count and frame rate: every decoded frame is
-translated and written exactly once, in order. It is H.264 yuv420p MP4 that plays in browsers
-(``crf``/``preset``) with the source's audio and subtitles muxed back without re-encoding (MP4
-cannot hold every codec: such audio is re-encoded to AAC with a warning, ``.mkv`` keeps anything);
-without ffmpeg, OpenCV's writer is used with a warning that the audio is dropped. Nothing appears
-at the output name until the video is complete (:mod:`i2i.inference.video_io`).
+**Output.** A video output has the input's frames, each shown at its source frame's time: every
+decoded frame is translated and written exactly once, in order; a constant-rate source stays
+frame-exact and a variable-rate one keeps its timing (:mod:`i2i.inference.video_source`). It is
+H.264 MP4 that plays in browsers (``crf``/``preset``) in the source's colour matrix, range,
+primaries and transfer, 10-bit (``yuv420p10le``) for a source of more than 8 bits, with the
+source's audio and subtitles muxed back without re-encoding (MP4 cannot hold every codec: such
+audio is re-encoded to AAC with a warning, ``.mkv`` keeps anything). Without ffmpeg, OpenCV's
+writer is used with a warning that the audio is dropped. Nothing appears at the output name until
+the video is complete.
+
+**Resuming.** The H.264 output is written as closed segments in ``OUTPUT.parts/`` and joined
+losslessly at the end (:mod:`i2i.inference.video_segments`): after an error, Ctrl-C or SIGTERM,
+running the same command again keeps the finished segments and continues from the first missing
+one. ``segment_seconds`` (or the ``I2I_VIDEO_SEGMENT_SECONDS`` environment variable) sets their
+length, 10 s by default.
 
 **Options.** One :class:`VideoOptions` holds every choice (range, encoder, compare, overwrite,
 frame format); the command line builds it from its options.
 
 **Ranges.** ``start``/``end`` are frame numbers (``120``) or times (``5s``, ``2.5s``, ``1:30``,
-``0:01:02.5``); ``end`` is exclusive. The audio is cut to the same span.
+``0:01:02.5``: the first frame shown at or after that time, also on a variable-rate video); ``end``
+is exclusive. The audio is cut to the same span.
 
 **Frame folders.** A folder of numbered frames (``frame_1.png``, ``frame_2.png``, ... ordered by
 the numbers, not as text) goes to a folder (resumable: frames already there are skipped) or to a
@@ -30,41 +41,36 @@ always read and written as the file of that name (:func:`~i2i.inference.ffmpeg.m
 frame that cannot be written (a full, read-only or forbidden disk) stops the run with one
 :class:`VideoError` naming it; the frames already written stay, so the run can be repeated.
 
-**Several devices.** Given several translators (``--devices 0,1``), the work is split into
-contiguous parts by frame index, one per device, run side by side by
-:func:`~i2i.inference.pipeline.run_parts`: for a video output each part is decoded, translated and
-encoded by its own threads and the H.264 parts are joined without re-encoding before the audio is
-muxed in; for a frame folder each part is a run of the folder translator. This runs in one
-process on one machine.
+**Several devices and processes.** Given several translators (``--devices 0,1``), the work is
+split into contiguous parts by frame index, one per device, run side by side by
+:func:`~i2i.inference.pipeline.run_parts`. Started by torchrun (``torchrun --nproc-per-node 2 -m
+i2i video ...``), each process takes its own contiguous block of segments
+(:mod:`i2i.inference.shard`) and rank 0 joins them once every rank is done.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from i2i.data.io import IMAGE_EXTENSIONS
 from i2i.errors import UsageError, VideoError
+from i2i.inference.ffmpeg import VIDEO_OUTPUT_EXTENSIONS, ColourTags, probe_streams
 from i2i.inference.folder import FolderReport, plan_outputs, translate_pairs
-from i2i.inference.pipeline import Consumer, PartStopped, Prefetcher, run_parts
+from i2i.inference.pipeline import run_parts
 from i2i.inference.translator import Translator
 from i2i.inference.video_io import (
     OPENCV_OUTPUT_EXTENSIONS,
-    VIDEO_OUTPUT_EXTENSIONS,
     FrameFolderSink,
-    FrameSink,
     VideoInfo,
-    VideoSink,
-    VideoTarget,
-    audio_source,
     check_video_output,
     decode_video,
     frame_files,
@@ -75,6 +81,17 @@ from i2i.inference.video_io import (
     resolve_ffmpeg,
     side_by_side,
 )
+from i2i.inference.video_pipeline import (
+    FrameSource,
+    Progress,
+    VideoReport,
+    output_size,
+    translate_parts,
+    write_segmented,
+    write_with_opencv,
+)
+from i2i.inference.video_segments import SEGMENT_SECONDS, EncodeSettings
+from i2i.inference.video_source import Timeline, constant_timeline, decode_source, scan_timeline, source_colour
 
 __all__ = [
     "VideoError",
@@ -90,7 +107,7 @@ __all__ = [
 ]
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-FrameSource = Callable[[int, "int | None", threading.Event], Iterator[tuple[int, np.ndarray]]]
+SEGMENT_ENVIRONMENT = "I2I_VIDEO_SEGMENT_SECONDS"  # the default segment length, in seconds
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,9 @@ class VideoOptions:
         ext, quality: image format (``.png`` from a video; a frame folder keeps its frames' format
             unless given) and JPEG/WebP quality of output frames.
         suffix: appended to frame names (frame folder to frame folder).
+        segment_seconds: length of the closed segments a video output is written in (a rerun
+            after an interruption continues from the first missing one); None: the
+            ``I2I_VIDEO_SEGMENT_SECONDS`` environment variable, else 10.
     """
 
     start: str | int | None = None
@@ -122,8 +142,17 @@ class VideoOptions:
     ext: str | None = None
     suffix: str = ""
     quality: int | None = None
+    segment_seconds: float | None = None
 
     def __post_init__(self) -> None:
+        if self.segment_seconds is None:
+            text = os.environ.get(SEGMENT_ENVIRONMENT, "").strip()
+            try:
+                object.__setattr__(self, "segment_seconds", float(text) if text else SEGMENT_SECONDS)
+            except ValueError:
+                raise UsageError(f"{SEGMENT_ENVIRONMENT}={text!r} is not a number of seconds") from None
+        if not self.segment_seconds > 0:  # type: ignore[operator]
+            raise UsageError(f"the segment length must be a positive number of seconds, got {self.segment_seconds}")
         if not 0 <= self.crf <= 51:
             raise UsageError(f"--crf must be from 0 to 51 (lower is better), got {self.crf}")
         if self.preset not in PRESETS:
@@ -139,22 +168,25 @@ class VideoOptions:
             object.__setattr__(self, "ext", ext)
 
 
-@dataclass
-class VideoReport:
-    """What a video run wrote."""
-
-    output: Path
-    frames: int  # frames translated and written
-    skipped: int = 0  # frames already present in an output frame folder
-    fps: Fraction | None = None
-    size: tuple[int, int] | None = None  # (width, height) of the output frames
-    encoder: str = ""  # "ffmpeg/libx264", "opencv/mp4v", "frames"
-    audio: bool = False
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
 # ----------------------------------------------------------------------------- ranges
+
+
+def position_seconds(text: str | int | None, *, option: str = "the position") -> float | None:
+    """The time ``text`` names (``5s``, ``2.5s``, ``1:30``, ``0:01:02.5``) in seconds; None for a
+    frame number (``120``) or nothing. Raises UsageError naming ``option`` for anything else."""
+    if text is None or text == "" or isinstance(text, int) or re.fullmatch(r"\d+", text.strip()):
+        return None
+    value = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)s", value)
+    if match:
+        return float(match.group(1))
+    match = re.fullmatch(r"(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)", value)
+    if match:
+        hours, minutes, secs = match.groups()
+        return int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+    raise UsageError(
+        f"cannot read {option} {text!r}: give a frame number (120), seconds (5s, 2.5s) or a time (1:30, 0:01:02.5)"
+    )
 
 
 def parse_position(text: str | int | None, fps: Fraction | None, *, option: str = "the position") -> int | None:
@@ -162,29 +194,38 @@ def parse_position(text: str | int | None, fps: Fraction | None, *, option: str 
 
     Times need ``fps``; a frame number does not. Raises UsageError naming ``option``.
     """
-    if text is None or text == "":
-        return None
-    if isinstance(text, int):
-        return text
-    value = text.strip()
-    if re.fullmatch(r"\d+", value):
-        return int(value)
-    seconds: float | None = None
-    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)s", value)
-    if match:
-        seconds = float(match.group(1))
-    match = re.fullmatch(r"(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)", value)
-    if match:
-        hours, minutes, secs = match.groups()
-        seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+    seconds = position_seconds(text, option=option)
     if seconds is None:
-        raise UsageError(
-            f"cannot read {option} {text!r}: give a frame number (120), seconds (5s, 2.5s) "
-            "or a time (1:30, 0:01:02.5)"
-        )
+        return None if text is None or text == "" else int(text)
     if fps is None:
         raise UsageError(f"{option} {text!r} is a time; give --fps, or a frame number instead")
     return round(seconds * float(fps))
+
+
+def _timed_range(options: VideoOptions, whole: Timeline) -> Timeline:
+    """The part of a stream's ``whole`` timeline that ``--start``/``--end`` name. On a variable-rate
+    stream a time is the first frame shown at or after it (the nominal rate would miss it)."""
+    def frame_at(text: str | int | None, option: str) -> int | None:
+        seconds = position_seconds(text, option=option)
+        if seconds is None or whole.times is None:
+            return parse_position(text, whole.fps, option=option)
+        return bisect.bisect_left(whole.times, seconds - 0.0005)
+
+    first = frame_at(options.start, "--start") or 0
+    last = frame_at(options.end, "--end")
+    if last is not None and last <= first:
+        raise UsageError(f"the range is empty: --end (frame {last}) must come after --start (frame {first}).")
+    if first >= whole.last:
+        raise VideoError(f"--start is frame {first}, but there are only {whole.count} frames.")
+    return whole.span(first, whole.last if last is None else min(last, whole.last))
+
+
+def _given_times(options: VideoOptions, info: VideoInfo, ffmpeg: str | None) -> Timeline | None:
+    """The range ``--start``/``--end`` name when either is a time (the frames' own times say which
+    frame that is), else None."""
+    if position_seconds(options.start) is None and position_seconds(options.end) is None:
+        return None
+    return _timed_range(options, scan_timeline(info, ffmpeg, 0, None, progress=options.progress))
 
 
 def _frame_range(options: VideoOptions, fps: Fraction | None, count: int, exact: bool) -> tuple[int, int | None]:
@@ -230,122 +271,6 @@ def _video_parts(
     return ranges, planned, last
 
 
-# ----------------------------------------------------------------------------- the pipeline
-
-
-class _Progress:
-    def __init__(self, total: int | None, enabled: bool, desc: str) -> None:
-        self._bar = tqdm(total=total, disable=not enabled, unit="frame", desc=desc, dynamic_ncols=True)
-        self._lock = threading.Lock()
-
-    def update(self, n: int = 1) -> None:
-        with self._lock:
-            self._bar.update(n)
-
-    def __enter__(self) -> "_Progress":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.close()
-
-
-def _run_frames(
-    translator: Translator,
-    frames: Iterator[tuple[int, np.ndarray]],
-    sink: FrameSink,
-    progress: _Progress,
-    skip: Callable[[int], bool] | None = None,
-) -> tuple[int, int]:
-    """Decode thread -> batched inference here -> encode thread. Returns (written, skipped)."""
-    depth = max(2, 2 * translator.batch_size)
-    counts = [0, 0]
-
-    def encode(item: tuple[int, np.ndarray, np.ndarray]) -> None:
-        sink.put(*item)
-        counts[0] += 1
-        progress.update()
-
-    with Prefetcher(frames, depth, name="i2i-decode") as source:
-        encoder: Consumer = Consumer(encode, depth, name="i2i-encode")
-        try:
-            pending: list[tuple[int, np.ndarray]] = []
-
-            def infer() -> None:
-                outputs = translator.translate_images([frame for _, frame in pending])
-                for (index, frame), output in zip(pending, outputs):
-                    encoder.put((index, frame, output))
-                pending.clear()
-
-            for index, frame in source:
-                if skip is not None and skip(index):
-                    counts[1] += 1
-                    progress.update()
-                    continue
-                if pending and (frame.shape != pending[0][1].shape or len(pending) >= translator.batch_size):
-                    infer()
-                pending.append((index, frame))
-            if pending:
-                infer()
-        except BaseException:
-            encoder.abort()
-            raise
-        encoder.close()
-    return counts[0], counts[1]
-
-
-def _translate_parts(
-    translators: Sequence[Translator],
-    ranges: Sequence[tuple[int, int | None]],
-    make_frames: FrameSource,
-    make_sink: Callable[[int], FrameSink],
-    progress: _Progress,
-    skip: Callable[[int], bool] | None = None,
-) -> tuple[int, int]:
-    """Each range on its own translator, side by side; returns (written, skipped) in total."""
-
-    def work(k: int, stop: threading.Event) -> tuple[int, int]:
-        sink: FrameSink | None = None
-        try:
-            sink = make_sink(k)
-            counts = _run_frames(translators[k], make_frames(*ranges[k], stop), sink, progress, skip)
-            if stop.is_set():
-                raise PartStopped("stopped because another part failed")
-            sink.close()
-        except BaseException:
-            if sink is not None:
-                sink.abort()
-            raise
-        return counts
-
-    totals = run_parts(len(ranges), work)
-    return sum(t[0] for t in totals), sum(t[1] for t in totals)
-
-
-def _to_video(
-    translators: Sequence[Translator],
-    ranges: Sequence[tuple[int, int | None]],
-    make_frames: FrameSource,
-    target: VideoTarget,
-    options: VideoOptions,
-    progress: _Progress,
-) -> VideoReport:
-    """Translate frame ranges into ``target``, one writer per range."""
-    with target:
-        frames, _ = _translate_parts(
-            translators, ranges, make_frames, lambda k: VideoSink(target.open(k), options.compare), progress
-        )
-        target.commit()
-    return VideoReport(
-        output=target.output, frames=frames, fps=target.fps, size=(target.width, target.height),
-        encoder=target.encoder, audio=target.audio, notes=target.notes,
-    )
-
-
-def _output_size(translator: Translator, width: int, height: int, compare: bool) -> tuple[int, int]:
-    out_height, out_width = translator.output_size(height, width)
-    return out_width * (2 if compare else 1), out_height
-
-
 def _as_list(translators: Translator | Sequence[Translator]) -> list[Translator]:
     return [translators] if isinstance(translators, Translator) else list(translators)
 
@@ -362,9 +287,11 @@ def translate_video(
     """Translate a video file into a video (``.mp4``, ``.mkv``, ``.mov``, ``.m4v``) or a frame folder.
 
     Args:
-        translators: one translator, or one per device (the frame range is split between them).
+        translators: one translator, or one per device (the segments, or for a frame folder the
+            frame range, are split between them).
         input_path: a video OpenCV can decode.
-        output_path: a video file, or a folder for one image per frame (``frame_000123.png``).
+        output_path: a video file (written in resumable segments beside it, see the module
+            docstring), or a folder for one image per frame (``frame_000123.png``).
         options: range, encoder and output choices (:class:`VideoOptions`; ``fps`` and ``suffix``
             are for frame folders and not used here).
     """
@@ -374,29 +301,54 @@ def translate_video(
     info = open_video(input_path)
     output = Path(output_path)
     first, last = _frame_range(options, info.fps, info.frame_count, info.exact_count)
-    ranges, planned, last = _video_parts(info, first, last, len(translators), options.end is None)
-    translators = translators[: len(ranges)]
+    if output.suffix.lower() in IMAGE_EXTENSIONS:
+        raise VideoError(f"the output {str(output)!r} is an image name; give a video file (.mp4) or a folder for frames.")
+    if output.suffix == "" or output.is_dir():
+        timed = _given_times(options, info, resolve_ffmpeg(options.ffmpeg))
+        if timed is not None:
+            first, last = timed.first, None if options.end is None else timed.last
+        ranges, planned, last = _video_parts(info, first, last, len(translators), options.end is None)
 
-    def make_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
-        return decode_video(info, a, b, stop)
+        def make_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
+            return decode_video(info, a, b, stop)
 
-    with _Progress(planned, options.progress, "video") as bar:
-        if output.suffix.lower() in IMAGE_EXTENSIONS:
-            raise VideoError(f"the output {str(output)!r} is an image name; give a video file (.mp4) or a folder for frames.")
-        if output.suffix == "" or output.is_dir():
-            report = _video_to_frames(translators, ranges, make_frames, output, options, bar)
-            report.fps = info.fps
-        else:
-            check_video_output(output, [info.path], options.overwrite)
-            ffmpeg = resolve_ffmpeg(options.ffmpeg)
-            target = VideoTarget(
-                output, *_output_size(translators[0], info.width, info.height, options.compare), info.fps,
-                parts=len(ranges), ffmpeg=ffmpeg, ffmpeg_wanted=options.ffmpeg is not None,
-                audio=audio_source(info.path, ffmpeg, first, last, info.fps), crf=options.crf, preset=options.preset,
-            )
-            report = _to_video(translators, ranges, make_frames, target, options, bar)
+        with Progress(planned, options.progress, "video") as bar:
+            report = _video_to_frames(translators[: len(ranges)], ranges, make_frames, output, options, bar)
+        report.fps = info.fps
+    else:
+        check_video_output(output, [info.path], options.overwrite)
+        report = _video_to_video(translators, info, first, last, output, options)
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _video_to_video(
+    translators: Sequence[Translator], info: VideoInfo, first: int, last: int | None, output: Path, options: VideoOptions
+) -> VideoReport:
+    """Frames ``[first, last)`` of a video into a video: segmented H.264 with ffmpeg, else OpenCV."""
+    ffmpeg = resolve_ffmpeg(options.ffmpeg)
+    if ffmpeg is None:
+        def opencv_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
+            return decode_video(info, a, b, stop)
+
+        planned = (info.frame_count if last is None else last) - first if info.frame_count or last else None
+        with Progress(planned, options.progress, "video") as bar:
+            report = write_with_opencv(translators, first, last, opencv_frames, output, info.fps, compare=options.compare,
+                                       ffmpeg_wanted=options.ffmpeg is not None, progress=bar)
+        return report
+    timeline = _given_times(options, info, ffmpeg) or scan_timeline(info, ffmpeg, first, last, progress=options.progress)
+    first, last = timeline.first, None if options.end is None else timeline.last
+    colour = source_colour(info, ffmpeg)
+
+    def make_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
+        return decode_source(info, ffmpeg, colour, a, b, stop)
+
+    width, height = output_size(translators[0], info.width, info.height, options.compare)
+    settings = EncodeSettings(ffmpeg, width, height, options.crf, options.preset, colour, options.compare)
+    streams = [s for s in probe_streams(info.path, ffmpeg) if s.kind in ("audio", "subtitle")]
+    return write_segmented(translators, info.path, timeline, make_frames, output, settings,
+                           segment_seconds=float(options.segment_seconds or SEGMENT_SECONDS), progress=options.progress,
+                           streams=streams, to_the_end=last is None)
 
 
 def _video_to_frames(
@@ -405,7 +357,7 @@ def _video_to_frames(
     make_frames: FrameSource,
     output: Path,
     options: VideoOptions,
-    progress: _Progress,
+    progress: Progress,
 ) -> VideoReport:
     """Video frames into ``output/frame_000123.png``; frames already there are skipped unless overwriting."""
     make_folder(output)
@@ -414,7 +366,7 @@ def _video_to_frames(
     def skip(index: int) -> bool:
         return not options.overwrite and sink.path(index).exists()
 
-    written, skipped = _translate_parts(translators, ranges, make_frames, lambda k: sink, progress, skip)
+    written, skipped = translate_parts(translators, ranges, make_frames, lambda k: sink, progress, skip)
     return VideoReport(output=output, frames=written, skipped=skipped, encoder="frames")
 
 
@@ -440,7 +392,7 @@ def translate_frames(
     files = frame_files(folder)
     rate = Fraction(options.fps).limit_denominator(1001) if options.fps else None
     if output.suffix.lower() in VIDEO_OUTPUT_EXTENSIONS + OPENCV_OUTPUT_EXTENSIONS:
-        return _frames_to_video(translators, files, output, rate, options)
+        return _frames_to_video(translators, folder, files, output, rate, options)
     if output.suffix.lower() in IMAGE_EXTENSIONS:
         raise VideoError(f"the output {str(output)!r} is an image name; give a folder or a video file (.mp4).")
     first, last = _frame_range(options, rate, len(files), True)
@@ -463,7 +415,8 @@ def translate_frames(
 
 
 def _frames_to_video(
-    translators: Sequence[Translator], files: Sequence[Path], output: Path, rate: Fraction | None, options: VideoOptions
+    translators: Sequence[Translator], folder: Path, files: Sequence[Path], output: Path, rate: Fraction | None,
+    options: VideoOptions,
 ) -> VideoReport:
     """Frame files (all of one size) into a video at ``rate``."""
     began = time.perf_counter()
@@ -477,14 +430,17 @@ def _frames_to_video(
     def make_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
         return read_frames(files, a, b, stop, size=(height, width))
 
-    translators = translators[: max(1, last - first)]
-    ranges = _split(first, last, len(translators))
-    with _Progress(last - first, options.progress, "frames") as bar:
-        ffmpeg = resolve_ffmpeg(options.ffmpeg)
-        target = VideoTarget(
-            output, *_output_size(translators[0], width, height, options.compare), rate, parts=len(ranges),
-            ffmpeg=ffmpeg, ffmpeg_wanted=options.ffmpeg is not None, crf=options.crf, preset=options.preset,
+    ffmpeg = resolve_ffmpeg(options.ffmpeg)
+    if ffmpeg is None:
+        with Progress(last - first, options.progress, "frames") as bar:
+            report = write_with_opencv(translators, first, last, make_frames, output, rate, compare=options.compare,
+                                       ffmpeg_wanted=options.ffmpeg is not None, progress=bar)
+    else:
+        out_width, out_height = output_size(translators[0], width, height, options.compare)
+        settings = EncodeSettings(ffmpeg, out_width, out_height, options.crf, options.preset, ColourTags(), options.compare)
+        report = write_segmented(
+            translators, folder, constant_timeline(first, last, rate), make_frames, output, settings,
+            segment_seconds=float(options.segment_seconds or SEGMENT_SECONDS), progress=options.progress,
         )
-        report = _to_video(translators, ranges, make_frames, target, options, bar)
     report.seconds = time.perf_counter() - began
     return report

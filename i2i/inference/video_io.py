@@ -5,13 +5,12 @@
 stream that ends before the frame count its container announces. Frame folders are read in
 natural order (``frame_2`` before ``frame_10``) by a few reader threads.
 
-**Writing.** A :class:`VideoTarget` is one output video: H.264 yuv420p through ffmpeg (the binary
-of the ``imageio-ffmpeg`` package, or a system one; :mod:`i2i.inference.ffmpeg`) with the source's
-audio and subtitles muxed back, or OpenCV's writer (MPEG-4 Part 2, no audio) with a warning when
-there is no ffmpeg. It is written under a hidden temporary name (or as H.264 parts, one per
-device, joined without re-encoding) and renamed when complete, so a failed run never leaves a
-half-written or silently short video. Sinks (:class:`VideoSink`, :class:`FrameFolderSink`) take
-``(index, source, output)`` frames and write them to a video or to numbered image files.
+**Writing.** H.264 output is written in segments by :mod:`i2i.inference.video_segments`; here
+is the fallback without ffmpeg, :class:`OpenCVTarget` (MPEG-4 Part 2, no audio, with a warning),
+written under a hidden temporary name and renamed when complete. Sinks (:class:`VideoSink`,
+:class:`FrameFolderSink`) take ``(index, source, output)`` frames and write them to a video or to
+numbered image files; :func:`video_frame` makes the frame a video holds (8 or 16 bits, optionally
+``[source | output]``).
 """
 from __future__ import annotations
 
@@ -29,15 +28,7 @@ import numpy as np
 from i2i.data.io import IMAGE_EXTENSIONS, is_image_file, list_images, read_image, write_image, write_problem
 from i2i.errors import VideoError
 from i2i.imageops import to_uint8
-from i2i.inference.ffmpeg import (
-    VIDEO_OUTPUT_EXTENSIONS,
-    AudioSource,
-    FfmpegWriter,
-    concat_segments,
-    find_ffmpeg,
-    media_path,
-    probe_streams,
-)
+from i2i.inference.ffmpeg import VIDEO_OUTPUT_EXTENSIONS, find_ffmpeg, media_path
 from i2i.inference.folder import natural_key
 from i2i.inference.pipeline import ordered_map
 from i2i.inference.runner import usable_cores
@@ -55,10 +46,12 @@ __all__ = [
     "side_by_side",
     "to_rgb8",
     "resolve_ffmpeg",
-    "audio_source",
     "check_video_output",
     "make_folder",
-    "VideoTarget",
+    "OpenCVTarget",
+    "video_frame",
+    "to_video_rgb",
+    "check_decoded",
     "VideoSink",
     "FrameFolderSink",
 ]
@@ -137,7 +130,7 @@ def _bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-def _check_decoded(info: VideoInfo, start: int, end: int | None, index: int) -> None:
+def check_decoded(info: VideoInfo, start: int, end: int | None, index: int) -> None:
     """Raise VideoError when decoding ``[start, end)`` stopped at ``index`` too early."""
     if index == start:
         raise VideoError(
@@ -181,7 +174,7 @@ def decode_video(
             index += 1
     finally:
         cap.release()
-    _check_decoded(info, start, end, index)
+    check_decoded(info, start, end, index)
 
 
 # ----------------------------------------------------------------------------- frame folders
@@ -237,9 +230,17 @@ def read_frames(
 
 def to_rgb8(frame: np.ndarray) -> np.ndarray:
     """Any ``(H, W, C)`` uint8/uint16 image -> ``(H, W, 3)`` uint8 RGB, as video encoders want."""
+    return to_video_rgb(frame, deep=False)
+
+
+def to_video_rgb(frame: np.ndarray, deep: bool) -> np.ndarray:
+    """Any ``(H, W, C)`` uint8/uint16 image -> ``(H, W, 3)`` RGB, uint16 when ``deep`` else uint8."""
     if frame.ndim == 2:
         frame = frame[:, :, None]
-    frame = to_uint8(frame)
+    if not deep:
+        frame = to_uint8(frame)
+    elif frame.dtype == np.uint8:
+        frame = frame.astype(np.uint16) * 257
     if frame.shape[2] in (2, 4):  # alpha has no place in a video
         frame = frame[:, :, :-1]
     if frame.shape[2] == 1:
@@ -247,12 +248,17 @@ def to_rgb8(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def side_by_side(source: np.ndarray, output: np.ndarray) -> np.ndarray:
+def side_by_side(source: np.ndarray, output: np.ndarray, deep: bool = False) -> np.ndarray:
     """``[source resized (bicubic) to the output's size | output]`` for a comparison video."""
-    source, output = to_rgb8(source), to_rgb8(output)
+    source, output = to_video_rgb(source, deep), to_video_rgb(output, deep)
     if source.shape[:2] != output.shape[:2]:
         source = cv2.resize(source, (output.shape[1], output.shape[0]), interpolation=cv2.INTER_CUBIC)
     return np.concatenate([source, output], axis=1)
+
+
+def video_frame(source: np.ndarray, output: np.ndarray, compare: bool, deep: bool = False) -> np.ndarray:
+    """What goes into the video for one translated frame: the output, or both side by side."""
+    return side_by_side(source, output, deep) if compare else to_video_rgb(output, deep)
 
 
 # ----------------------------------------------------------------------------- output files
@@ -327,53 +333,22 @@ def resolve_ffmpeg(spec: str | None) -> str | None:
     return find_ffmpeg(spec) if spec else None
 
 
-def audio_source(path: Path, ffmpeg: str | None, first: int, last: int | None, fps: Fraction) -> AudioSource | None:
-    """The audio and subtitles of frames ``[first, last)`` of ``path`` (None without ffmpeg)."""
-    if ffmpeg is None:
-        return None
-    streams = tuple(s for s in probe_streams(path, ffmpeg) if s.kind in ("audio", "subtitle"))
-    duration = None if last is None else float((last - first) / fps)
-    return AudioSource(path, start=float(first / fps), duration=duration, streams=streams)
+class OpenCVTarget:
+    """One output video written by OpenCV's writer (MPEG-4 Part 2 or Motion JPEG, no audio): the
+    fallback when there is no ffmpeg, with a warning saying so (``ffmpeg_wanted``: ffmpeg was asked
+    for but not found).
 
-
-class VideoTarget:
-    """One output video, written by ``parts`` writers (one per device) and committed at the end.
-
-    Use as a context manager: leaving it removes the temporary and part files, so the output
-    appears only through :meth:`commit`. ``ffmpeg`` None writes with OpenCV (``ffmpeg_wanted``:
-    whether ffmpeg was asked for but not found, for the warning).
+    Use as a context manager: the video is written under a hidden temporary name, and leaving the
+    block removes it, so the output appears only through :meth:`commit`.
     """
 
-    def __init__(
-        self, output: Path, width: int, height: int, fps: Fraction, *, parts: int = 1, ffmpeg: str | None,
-        ffmpeg_wanted: bool = True, audio: AudioSource | None = None, crf: int = 18, preset: str = "medium",
-    ) -> None:
+    def __init__(self, output: Path, width: int, height: int, fps: Fraction, *, ffmpeg_wanted: bool = True) -> None:
         self.output, self.width, self.height, self.fps = output, width, height, fps
         self.extension = output.suffix.lower()
-        self.ffmpeg, self.audio_source, self.crf, self.preset = ffmpeg, audio, crf, preset
         self.notes: list[str] = []
         self._temp = _temporary(output)
-        self._segments = [self._temp] if parts == 1 else [
-            _temporary(output, f"part{k}").with_suffix(".mp4") for k in range(parts)
-        ]
-        if ffmpeg is None:
-            self._check_opencv(parts, ffmpeg_wanted)
-            self.encoder, self.audio = f"opencv/{_opencv_fourcc(self.extension)}", False
-            return
-        if self.extension not in VIDEO_OUTPUT_EXTENSIONS:
-            raise VideoError(f"cannot write {str(output)!r}: use one of {', '.join(VIDEO_OUTPUT_EXTENSIONS)}.")
-        if width % 2 or height % 2:
-            self.notes.append(
-                f"the output is {width}x{height}; H.264 yuv420p needs even sizes, so the last row/column is repeated once"
-            )
-        self.encoder = "ffmpeg/libx264"
-        self.audio = audio is not None and any(s.kind == "audio" for s in audio.streams)
-
-    def _check_opencv(self, parts: int, ffmpeg_wanted: bool) -> None:
         if self.extension not in OPENCV_OUTPUT_EXTENSIONS:
-            raise VideoError(f"cannot write {str(self.output)!r}: use one of {', '.join(OPENCV_OUTPUT_EXTENSIONS)}.")
-        if parts > 1:
-            raise VideoError("joining the parts of several devices needs ffmpeg; pip install imageio-ffmpeg, or use one device.")
+            raise VideoError(f"cannot write {str(output)!r}: use one of {', '.join(OPENCV_OUTPUT_EXTENSIONS)}.")
         reason = (
             "no ffmpeg binary found (pip install imageio-ffmpeg, or put ffmpeg on PATH)" if ffmpeg_wanted
             else "ffmpeg is switched off"
@@ -381,36 +356,22 @@ class VideoTarget:
         warnings.warn(
             f"{reason}: writing with OpenCV's MPEG-4 encoder instead of H.264, and the audio is dropped.",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
+        self.encoder, self.audio = f"opencv/{_opencv_fourcc(self.extension)}", False
 
-    def open(self, part: int) -> FfmpegWriter | _OpenCVWriter:
-        """The writer of part ``part`` (0 when there is one part)."""
-        if self.ffmpeg is None:
-            return _OpenCVWriter(self._temp, self.width, self.height, self.fps, self.extension)
-        if len(self._segments) > 1:  # a part: video only, joined (and given its audio) by commit()
-            return FfmpegWriter(self.ffmpeg, self._segments[part], self.width, self.height, self.fps,
-                                crf=self.crf, preset=self.preset, extension=".mp4")
-        writer = FfmpegWriter(self.ffmpeg, self._temp, self.width, self.height, self.fps, crf=self.crf,
-                              preset=self.preset, audio=self.audio_source, extension=self.extension)
-        self.notes += writer.notes
-        return writer
+    def open(self) -> _OpenCVWriter:
+        return _OpenCVWriter(self._temp, self.width, self.height, self.fps, self.extension)
 
     def commit(self) -> None:
-        """Join the parts (when there are several) and move the finished video into place."""
-        if len(self._segments) > 1:
-            assert self.ffmpeg is not None
-            self.notes += concat_segments(
-                self.ffmpeg, self._segments, self._temp, audio=self.audio_source, extension=self.extension
-            )
+        """Move the finished video into place."""
         os.replace(self._temp, self.output)
 
-    def __enter__(self) -> "VideoTarget":
+    def __enter__(self) -> "OpenCVTarget":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for path in {self._temp, *self._segments}:
-            _remove(path)
+        _remove(self._temp)
 
 
 # ----------------------------------------------------------------------------- sinks
@@ -429,11 +390,11 @@ class FrameSink(Protocol):
 class VideoSink:
     """Frames into a video writer, optionally ``[source | output]`` side by side."""
 
-    def __init__(self, writer: FfmpegWriter | _OpenCVWriter, compare: bool) -> None:
+    def __init__(self, writer: _OpenCVWriter, compare: bool) -> None:
         self.writer, self.compare = writer, compare
 
     def put(self, index: int, source: np.ndarray, output: np.ndarray) -> None:
-        self.writer.write(side_by_side(source, output) if self.compare else to_rgb8(output))
+        self.writer.write(video_frame(source, output, self.compare))
 
     def close(self) -> None:
         self.writer.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -286,6 +287,7 @@ def _feature_distance(
 ) -> Tensor:
     """The (weighted) distance between one feature tensor or dicts of named ones."""
     if isinstance(pred, Tensor):
+        assert isinstance(target, Tensor), "features of one kind: both tensors or both dicts"
         if layer_weights is not None and len(layer_weights) != 1:
             raise UsageError(
                 f"The feature network gives one tensor but the loss weighs {len(layer_weights)} layers "
@@ -299,7 +301,8 @@ def _feature_distance(
         raise UsageError(
             f"The feature network gives layers {', '.join(pred)} but the loss weighs {', '.join(missing)} too."
         )
-    return sum(w * pixel_loss(pred[name], target[name], criterion) for name, w in weights.items())
+    assert not isinstance(target, Tensor), "features of one kind: both tensors or both dicts"
+    return cast(Tensor, sum(w * pixel_loss(pred[name], target[name], criterion) for name, w in weights.items()))
 
 
 def perceptual_loss(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -306,7 +306,7 @@ class UnalignedDataset(Dataset):
 
 def collate(items: list[dict]) -> dict:
     """Stack tensors into a batch and list everything else; mixed image sizes give a clear error."""
-    batch = {}
+    batch: dict[str, Any] = {}
     for key, first in items[0].items():
         if not torch.is_tensor(first):
             batch[key] = [item[key] for item in items]

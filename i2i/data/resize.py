@@ -131,6 +131,7 @@ def imresize(
         raise TypeError(f"imresize: expected a float tensor, got {x.dtype}; convert with image_to_tensor.")
     height, width = x.shape[-2:]
     if size is None:
+        assert scale is not None  # exactly one of the two, checked above
         size = (math.ceil(height * scale - 1e-9), math.ceil(width * scale - 1e-9))
     w_h = resize_weights(height, size[0], method, scale=scale, antialias=antialias).to(x.device, x.dtype)
     w_w = resize_weights(width, size[1], method, scale=scale, antialias=antialias).to(x.device, x.dtype)

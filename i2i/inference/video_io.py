@@ -274,7 +274,7 @@ class _OpenCVWriter:
     def __init__(self, path: Path, width: int, height: int, fps: Fraction, extension: str) -> None:
         self.width, self.height = width, height
         self.frames = 0
-        fourcc = cv2.VideoWriter_fourcc(*_opencv_fourcc(extension))
+        fourcc = cv2.VideoWriter.fourcc(*_opencv_fourcc(extension))
         self._writer = cv2.VideoWriter(media_path(path), fourcc, float(fps), (width, height))
         if not self._writer.isOpened():
             raise VideoError(f"OpenCV cannot write a {extension} video to {str(path)!r}.")

@@ -68,9 +68,12 @@ class VGGStyleDiscriminator(nn.Module):
                 f"This discriminator takes {self.input_size}x{self.input_size} images, got {x.shape[-1]}x{x.shape[-2]}; "
                 f"set data.crop_size to {self.input_size}."
             )
-        h = self.act(self.conv0_0(x))
-        h = self.act(self.bn0_1(self.conv0_1(h)))
-        for i in range(1, self.num_stages):
+        h = x
+        for i in range(self.num_stages):
+            if i == 0:  # no norm after the very first conv
+                h = self.act(getattr(self, "conv0_0")(h))
+                h = self.act(getattr(self, "bn0_1")(getattr(self, "conv0_1")(h)))
+                continue
             h = self.act(getattr(self, f"bn{i}_0")(getattr(self, f"conv{i}_0")(h)))
             h = self.act(getattr(self, f"bn{i}_1")(getattr(self, f"conv{i}_1")(h)))
         h = self.act(self.linear1(h.flatten(1)))

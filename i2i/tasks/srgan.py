@@ -55,6 +55,7 @@ from i2i.losses import (
     total_variation_loss,
 )
 from i2i.models import create_model, model_signature
+from i2i.registry import model_spec
 from i2i.tasks.base import SuperResolutionTask, build_network, check_network_section, network_arguments, set_requires_grad
 
 __all__ = ["SRGAN", "SRGANConfig", "STAGES", "UPDATE_ORDERS"]
@@ -322,7 +323,7 @@ class SRGAN(SuperResolutionTask):
         }
 
     def exported_generators(self) -> dict[str, tuple[str, GeneratorInfo]]:
-        spec = self.networks["G"].model_spec
+        spec = model_spec(self.networks["G"])
         info = GeneratorInfo(
             model=spec["name"],
             kwargs=spec["kwargs"],

@@ -31,4 +31,4 @@ def load(model: str | os.PathLike, *, direction: str | None = None, device: str 
         upscaler = i2i.load("x4", device="cpu")
         big = upscaler.translate_image(i2i.read_image("photo.png"))
     """
-    return Translator.from_file(model, direction=direction, device=resolve_device(device, option="device"), **options)
+    return Translator.from_file(os.fspath(model), direction=direction, device=resolve_device(device, option="device"), **options)

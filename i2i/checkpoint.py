@@ -321,7 +321,7 @@ def load_foreign_generator(path: Path) -> tuple[nn.Module, GeneratorInfo]:
     info = GeneratorInfo(
         model=imported.model,
         kwargs=imported.kwargs,
-        value_range=tuple(imported.value_range),
+        value_range=(float(imported.value_range[0]), float(imported.value_range[1])),
         scale=scale,
         task="srgan" if scale > 1 else "",  # foreign upscalers (BasicSR, leftthomas) are SR models
         source=imported.source,
@@ -331,8 +331,7 @@ def load_foreign_generator(path: Path) -> tuple[nn.Module, GeneratorInfo]:
 
 def _generator_in_run(run_dir: Path, direction: str | None) -> Path:
     candidates = sorted(run_dir.glob(f"*{GENERATOR_SUFFIX}"))
-    infos = [(p, read_generator_info(p)) for p in candidates]
-    infos = [(p, i) for p, i in infos if i is not None]
+    infos = [(p, i) for p in candidates if (i := read_generator_info(p)) is not None]
     if not infos:
         raise ModelError(
             f"{str(run_dir)!r} holds no generator file (*{GENERATOR_SUFFIX}). Point --model at a "

@@ -48,7 +48,7 @@ def run_demo(out_dir: str | Path, *, overrides: tuple[str, ...] = (), progress: 
         write_image(targets / f"{path.stem}.png", image[:, half : 2 * half])
     outputs = out_dir / "test" / "output" / run_dir.name
     translate_path(Translator.from_file(run_dir), inputs, outputs, overwrite=True, progress=progress)
-    rows = [
+    rows: list[dict[str, Path | str]] = [
         {"input": inputs / p.name, "output": outputs / p.name, "target": targets / p.name}
         for p in list_images(inputs)
     ]

@@ -75,7 +75,7 @@ def init_weights(module: nn.Module, init_type: str = "normal", gain: float = 0.0
         weight = getattr(m, "weight", None)
         if parametrize.is_parametrized(m, "weight"):
             # Spectral norm: initialise the stored tensor, not the computed view of it.
-            weight = m.parametrizations.weight.original
+            weight = getattr(m.parametrizations, "weight").original
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and weight is not None:
             _init_weight(weight, init_type, gain)
             if m.bias is not None:

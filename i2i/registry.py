@@ -37,7 +37,7 @@ from torch import nn
 
 from i2i.errors import ModelError
 
-__all__ = ["ROLES", "register_model", "create_model", "list_models", "model_role", "model_signature"]
+__all__ = ["ROLES", "register_model", "create_model", "list_models", "model_role", "model_signature", "model_spec"]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
@@ -77,9 +77,23 @@ def register_model(name: str, *, role: str = "generator", **preset: Any) -> Call
     return decorator
 
 
+def _set_model_spec(module: nn.Module, spec: dict[str, Any]) -> None:
+    # Through setattr: nn.Module types its attributes as tensors or modules, and this is neither.
+    setattr(module, "model_spec", spec)
+
+
+def model_spec(module: nn.Module) -> dict[str, Any]:
+    """``{"name": ..., "kwargs": {...}}``: what rebuilds ``module`` through :func:`create_model`,
+    recorded when a registered model is constructed."""
+    spec = getattr(module, "model_spec", None)
+    if not isinstance(spec, dict):
+        raise ModelError(f"{type(module).__name__} was not built from a registered model, so it cannot be exported.")
+    return spec
+
+
 def _record_construction(cls: type, name: str) -> None:
     """Wrap ``cls.__init__`` so each instance keeps its name and full keyword arguments."""
-    init = cls.__init__
+    init: Callable[..., None] = getattr(cls, "__init__")  # the class's own, or the one it inherits
     signature = inspect.signature(init)
 
     @functools.wraps(init)
@@ -90,7 +104,7 @@ def _record_construction(cls: type, name: str) -> None:
         arguments = dict(bound.arguments)
         arguments.pop(next(iter(signature.parameters)))  # self
         # A registered subclass's wrapper runs last, so the most derived class names the instance.
-        self.model_spec = {"name": name, "kwargs": arguments}
+        _set_model_spec(self, {"name": name, "kwargs": arguments})
 
     cls.__init__ = __init__  # type: ignore[misc]
 
@@ -143,5 +157,5 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             f"Valid arguments: {', '.join(sorted(valid))}."
         )
     model = entry.builder(**entry.preset, **kwargs)
-    model.model_spec = {"name": name, "kwargs": {**valid, **kwargs}}
+    _set_model_spec(model, {"name": name, "kwargs": {**valid, **kwargs}})
     return model

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 import kornia
 import numpy as np
@@ -162,6 +162,11 @@ class DegradationConfig:
             raise ConfigError(f"pool_size={self.pool_size!r} must be a whole number >= 0 (Real-ESRGAN uses 180; 0 turns the pool off).")
 
 
+#: One value for the batch, or one per image (a list, a NumPy array or a tensor).
+PerImage = Union[float, Sequence[float], np.ndarray, Tensor]
+PerImageFlag = Union[bool, Sequence[bool], np.ndarray, Tensor]
+
+
 def _check_probability(name: str, value: Any) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
         raise ConfigError(f"{name}={value!r} must be a probability between 0 and 1.")
@@ -212,7 +217,7 @@ def _per_image(value: float | Sequence[float] | np.ndarray | Tensor, image: Tens
     return tensor.expand(image.shape[0], 1, 1, 1) if tensor.shape[0] == 1 else tensor
 
 
-def add_gaussian_noise(image: Tensor, sigma: float | Sequence[float] | Tensor, gray: bool | Sequence[bool] | Tensor = False, *, clip: bool = True) -> Tensor:
+def add_gaussian_noise(image: Tensor, sigma: PerImage, gray: PerImageFlag = False, *, clip: bool = True) -> Tensor:
     """``image`` (B, C, H, W) in [0, 1] plus Gaussian noise of std ``sigma`` 8-bit levels (``/255``).
 
     ``sigma`` and ``gray`` are one value or one per image; a gray image gets the same noise in
@@ -225,7 +230,7 @@ def add_gaussian_noise(image: Tensor, sigma: float | Sequence[float] | Tensor, g
     return out.clamp(0, 1) if clip else out
 
 
-def add_poisson_noise(image: Tensor, scale: float | Sequence[float] | Tensor, gray: bool | Sequence[bool] | Tensor = False, *, clip: bool = True) -> Tensor:
+def add_poisson_noise(image: Tensor, scale: PerImage, gray: PerImageFlag = False, *, clip: bool = True) -> Tensor:
     """``image`` (B, C, H, W) in [0, 1] plus shot noise, as BasicSR's ``generate_poisson_noise_pt``.
 
     The image is rounded to 8-bit levels; with ``n`` its number of distinct levels and
@@ -247,7 +252,7 @@ def add_poisson_noise(image: Tensor, scale: float | Sequence[float] | Tensor, gr
     return out.clamp(0, 1) if clip else out
 
 
-def jpeg(image: Tensor, quality: float | Sequence[float] | Tensor) -> Tensor:
+def jpeg(image: Tensor, quality: PerImage) -> Tensor:
     """JPEG compression round trip of RGB (B, 3, H, W) in [0, 1] at ``quality`` (one or one per image).
 
     ``kornia.enhance.jpeg_codec_differentiable``: libjpeg's standard tables scaled by quality,

@@ -51,7 +51,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Union
+from typing import IO, Any, Union, cast
 
 from i2i.errors import UsageError
 from i2i.fetch import (
@@ -277,7 +277,10 @@ def _unpack(bundle: tarfile.TarFile | zipfile.ZipFile, members: list[_Member], s
         (path if is_dir else path.parent).mkdir(mode=0o755, parents=True, exist_ok=True)
         if is_dir:
             continue
-        source = bundle.open(entry) if isinstance(bundle, zipfile.ZipFile) else bundle.extractfile(entry)
+        if isinstance(bundle, zipfile.ZipFile):
+            source: IO[bytes] | None = bundle.open(cast(zipfile.ZipInfo, entry))
+        else:
+            source = bundle.extractfile(cast(tarfile.TarInfo, entry))
         with source as opened, open(os.open(path, flags, 0o644), "wb") as handle:  # type: ignore[union-attr]
             for chunk in iter(lambda: opened.read(_COPY_CHUNK), b""):
                 left -= len(chunk)

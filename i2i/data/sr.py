@@ -121,7 +121,8 @@ class SRDataset(Dataset):
 
     def _match(self, lr_dir: Path, hr_dir: Path) -> list[tuple[Path | None, Path]]:
         lr_files = {p.relative_to(lr_dir).with_suffix("").as_posix(): p for p in list_images(lr_dir)}
-        pairs, problems = [], []
+        pairs: list[tuple[Path | None, Path]] = []
+        problems: list[str] = []
         suffix = f"x{self.scale}"
         for hr in list_images(hr_dir):
             key = hr.relative_to(hr_dir).with_suffix("").as_posix()

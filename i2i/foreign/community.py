@@ -275,7 +275,7 @@ def not_a_community_model() -> str:
     return f"Not a spandrel model either (spandrel {spandrel.__version__} reads: {', '.join(spandrel_families())})."
 
 
-def _detect(state: dict[str, Any]) -> Any | None:
+def _detect(state: Mapping[str, Any]) -> Any | None:
     """The first spandrel architecture (in detection order) that claims ``state``, or None."""
     import spandrel
 

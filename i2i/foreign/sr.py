@@ -113,7 +113,7 @@ def _leftthomas_upsampling(state: Mapping[str, Tensor], up: int) -> tuple[list[i
 
 
 def _leftthomas_convert(state: Mapping[str, Tensor]) -> ImportedModel:
-    indices = sorted({int(_LEFTTHOMAS_KEY.fullmatch(key).group(1)) for key in state})
+    indices = sorted({int(match.group(1)) for key in state if (match := _LEFTTHOMAS_KEY.fullmatch(key))})
     residual = [i for i in indices if f"block{i}.conv1.weight" in state]
     body, up = indices[-2], indices[-1]
     if residual != list(range(2, body)) or indices != [1, *residual, body, up]:

@@ -7,6 +7,7 @@ computes exactly the same thing.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -18,12 +19,13 @@ __all__ = ["PADDINGS", "ResidualBlock", "ResnetGenerator"]
 
 #: Padding of the residual blocks' 3x3 convolutions (the stem and head always reflect).
 PADDINGS = ("reflect", "replicate", "zeros")
+PaddingMode = Literal["reflect", "replicate", "zeros"]
 
 
 class ResidualBlock(nn.Module):
     """``x + norm(conv(dropout(relu(norm(conv(x))))))`` at constant width; ``(B, C, H, W)`` -> same."""
 
-    def __init__(self, channels: int, *, norm: str, dropout: bool, bias: bool, padding: str) -> None:
+    def __init__(self, channels: int, *, norm: str, dropout: bool, bias: bool, padding: PaddingMode) -> None:
         super().__init__()
         make_norm = norm_layer(norm)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding, bias=bias)
@@ -68,7 +70,7 @@ class ResnetGenerator(nn.Module):
         norm: str = "instance",
         dropout: bool = False,
         bias: bool | None = None,
-        padding: str = "reflect",
+        padding: PaddingMode = "reflect",
     ) -> None:
         super().__init__()
         if padding not in PADDINGS:

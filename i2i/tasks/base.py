@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import difflib
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -141,7 +141,17 @@ def check_network_section(
             raise ConfigError(f"{where}.{key} must be {expected} (default {accepted[key]!r}), got {value!r}.")
 
 
-def check_common_options(config: "TaskConfig") -> None:
+class CommonOptions(Protocol):
+    """The task config fields of the GAN tasks (pix2pix, CycleGAN, SRGAN, Real-ESRGAN)."""
+
+    @property
+    def gan_mode(self) -> str: ...
+
+    @property
+    def init_type(self) -> str: ...
+
+
+def check_common_options(config: CommonOptions) -> None:
     """The options pix2pix, CycleGAN and SRGAN share: ``gan_mode`` and ``init_type``."""
     check_choice("task.gan_mode", config.gan_mode, GAN_MODES)
     check_choice("task.init_type", config.init_type, INIT_TYPES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from i2i.errors import ConfigError
 from i2i.imageops import to_unit_range
 from i2i.losses import discriminator_loss, generator_loss, gradient_penalty
 from i2i.metrics import frechet_distance, load_inception
+from i2i.registry import model_spec
 from i2i.tasks.base import Task, build_networks, check_common_options, check_network_section, set_requires_grad
 
 __all__ = ["CycleGAN", "CycleGANConfig", "ImagePool"]
@@ -208,7 +209,8 @@ class CycleGAN(Task):
             idt_b = F.l1_loss(nets["G_B"](real_a).float(), real_a.float())
             losses["idt_A"] = idt_a * cfg.lambda_cycle * cfg.lambda_identity
             losses["idt_B"] = idt_b * cfg.lambda_cycle * cfg.lambda_identity
-        self.step(sum(losses.values()), self.optimizers["G"])
+        # sum() adds in the reference's order (0 + a is exact); its type is Tensor | 0 only on paper.
+        self.step(cast(torch.Tensor, sum(losses.values())), self.optimizers["G"])
 
         # Discriminators, on images drawn from the history pools.
         set_requires_grad([plain["D_A"], plain["D_B"]], True)
@@ -278,7 +280,7 @@ class CycleGAN(Task):
     def exported_generators(self) -> dict[str, tuple[str, GeneratorInfo]]:
         out = {}
         for name, direction in (("G_A", "AtoB"), ("G_B", "BtoA")):
-            spec = self.networks[name].model_spec
+            spec = model_spec(self.networks[name])
             out[name] = (
                 name,
                 GeneratorInfo(model=spec["name"], kwargs=spec["kwargs"], value_range=self.value_range, task="cyclegan", direction=direction),

@@ -6,6 +6,7 @@ and either the real or the generated output. Loss: GAN + lambda_l1 * L1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,7 @@ from i2i.data.augment import PairedAugment
 from i2i.data.datasets import PairedDataset
 from i2i.errors import ConfigError
 from i2i.losses import discriminator_loss, generator_loss, gradient_penalty
+from i2i.registry import model_spec
 from i2i.tasks.base import Task, build_network, check_common_options, check_network_section, set_requires_grad
 
 __all__ = ["Pix2Pix", "Pix2PixConfig"]
@@ -99,7 +101,7 @@ class Pix2Pix(Task):
         super().__init__(config)
         cfg: Pix2PixConfig = config.task
         self.cfg = cfg
-        init = {"init_type": cfg.init_type, "init_gain": cfg.init_gain}
+        init: dict[str, Any] = {"init_type": cfg.init_type, "init_gain": cfg.init_gain}
         if cfg.init_from:
             generator = load_initial_generator(cfg)
         else:
@@ -176,7 +178,7 @@ class Pix2Pix(Task):
         return {"input": batch["a"], "output": networks["G"](batch["a"]), "target": batch["b"]}
 
     def exported_generators(self) -> dict[str, tuple[str, GeneratorInfo]]:
-        spec = self.networks["G"].model_spec
+        spec = model_spec(self.networks["G"])
         info = GeneratorInfo(
             model=spec["name"],
             kwargs=spec["kwargs"],

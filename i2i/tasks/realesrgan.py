@@ -38,7 +38,7 @@ file or a catalogue name such as ``RealESRGAN_x4plus_netD``); architectures come
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, cast
 
 import numpy as np
 import torch
@@ -60,6 +60,7 @@ from i2i.losses import (
     generator_loss,
     pixel_loss,
 )
+from i2i.registry import model_spec
 from i2i.tasks.base import SuperResolutionTask, build_network, check_network_section, set_requires_grad
 
 __all__ = ["RealESRGAN", "RealESRGANConfig", "STAGES", "DATA_MODES", "PERCEPTUAL_LAYERS", "paired_flips", "upscale"]
@@ -251,7 +252,7 @@ class RealESRGAN(SuperResolutionTask):
         """``feature_network`` replaces VGG19 in the perceptual loss: a frozen module returning
         ``{layer name: features}`` for the names of ``task.perceptual_layers``."""
         super().__init__(config)
-        cfg: RealESRGANConfig = config.task
+        cfg = cast(RealESRGANConfig, config.task)
         self.cfg = cfg
         self._check_data_options()
         self.networks = {"G": self._build_generator()}
@@ -271,7 +272,7 @@ class RealESRGAN(SuperResolutionTask):
         # Paired crops, and the bicubic LR of HR-only validation images.
         self.sr_augment = SRAugment(scale=cfg.scale, crop_size=crop, flip=False, rotate=False)
         self._paired: dict[bool, bool] = {}
-        self._niqe = _niqe() if cfg.val_lr_only else None
+        self._niqe: Callable[..., torch.Tensor] | None = _niqe() if cfg.val_lr_only else None
         if cfg.val_lr_only and self._niqe is None:
             raise ConfigError("task.val_lr_only needs the NIQE metric (i2i.niqe), which this i2i lacks.")
 
@@ -422,6 +423,7 @@ class RealESRGAN(SuperResolutionTask):
 
         output = images["output"].float()
         if "target" not in images:
+            assert self._niqe is not None, "built whenever validation images have no HR (val_lr_only)"
             # NIQE as SR papers report it: the Y channel, ``scale`` pixels of border cropped. A flat
             # output (an untrained generator's) has no natural statistics to fit: NaN, not a crash.
             try:
@@ -434,7 +436,7 @@ class RealESRGAN(SuperResolutionTask):
         return image_metrics(output, target)
 
     def exported_generators(self) -> dict[str, tuple[str, GeneratorInfo]]:
-        spec = self.networks["G"].model_spec
+        spec = model_spec(self.networks["G"])
         info = GeneratorInfo(
             model=spec["name"], kwargs=spec["kwargs"], value_range=(0.0, 1.0), scale=self.cfg.scale, task="realesrgan",
             extra={"stage": self.cfg.stage},

@@ -1,6 +1,8 @@
 """Batches for the loop: the loaders (resumable, per-rank) and the copy to the device."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -49,7 +51,7 @@ def first_items(loader: DataLoader | None, count: int = 4) -> dict | None:
     differ), so every sample grid shows the same images; None without a loader."""
     if loader is None:
         return None
-    items = []
+    items: list[dict[str, Any]] = []
     for batch in loader:
         if items and batch["a"].shape != items[0]["a"].shape:
             break

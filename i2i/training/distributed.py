@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import torch
 import torch.distributed as dist
@@ -64,7 +64,7 @@ def wrap_for_training(module: nn.Module, device: torch.device, world_size: int, 
         device_ids = [device.index] if device.type == "cuda" else None
         module = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
     if compile:
-        module = torch.compile(module)
+        return cast(nn.Module, torch.compile(module))
     return module
 
 

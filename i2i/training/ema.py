@@ -39,7 +39,7 @@ class EMA:
     def update(self, networks: Mapping[str, nn.Module]) -> None:
         for name, ema in self.models.items():
             live = networks[name]
-            ema_params = list(ema.parameters())
+            ema_params: list[torch.Tensor] = list(ema.parameters())
             live_params = [p.detach() for p in live.parameters()]
             torch._foreach_lerp_(ema_params, live_params, 1.0 - self.decay)
             for b_ema, b_live in zip(ema.buffers(), live.buffers()):

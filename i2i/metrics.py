@@ -58,7 +58,8 @@ class InceptionFeatures(torch.nn.Module):
     """2048-d pool features of torchvision's Inception v3 for (B, 3, H, W) images in [0, 1].
 
     These are torchvision's ImageNet weights, so FID values are comparable between i2i runs but
-    not with published figures, which use the original TensorFlow Inception graph.
+    not with published figures, which use the original TensorFlow Inception graph
+    (:mod:`i2i.fid`, ``i2i eval --fid``).
     """
 
     def __init__(self, network: torch.nn.Module) -> None:
@@ -99,17 +100,8 @@ def load_inception(weights: str | None = None) -> InceptionFeatures:
 
 
 def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to feature sets (N, D) and (M, D)."""
-    import numpy as np
-    from scipy import linalg
+    """Fréchet distance between Gaussians fitted to feature sets (N, D) and (M, D), computed as
+    pytorch-fid does (:func:`i2i.fid.frechet_distance`)."""
+    from i2i.fid import frechet_distance as fid_frechet_distance
 
-    x64, y64 = x.double().cpu().numpy(), y.double().cpu().numpy()
-    mu_x, mu_y = x64.mean(0), y64.mean(0)
-    cov_x, cov_y = np.atleast_2d(np.cov(x64, rowvar=False)), np.atleast_2d(np.cov(y64, rowvar=False))
-    covmean = linalg.sqrtm(cov_x @ cov_y)
-    if not np.isfinite(covmean).all():
-        # Nearly singular product (few samples): regularise as is customary.
-        offset = np.eye(cov_x.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((cov_x + offset) @ (cov_y + offset))
-    covmean = covmean.real
-    return float(((mu_x - mu_y) ** 2).sum() + np.trace(cov_x) + np.trace(cov_y) - 2 * np.trace(covmean))
+    return fid_frechet_distance(x, y)

@@ -13,29 +13,28 @@ The SR literature (SRCNN onwards, the SRGAN and EDSR tables, BasicSR's scripts) 
   ``L = 255``, over the valid region; on RGB the mean over the three channels.
 
 ``y_channel=False`` measures on RGB instead (BasicSR's model-zoo figures), with the same crop.
+LPIPS (:mod:`i2i.lpips`, on RGB) and FID (:mod:`i2i.fid`, each set of outputs against the HR
+set) use the same crop, when asked for through :class:`DeepMetrics`. Scoring a folder of
+existing outputs against ground truth is :mod:`i2i.eval_outputs`.
 
 **No reference.** :func:`evaluate_niqe` scores a folder of images (SR outputs, say) with NIQE
 (:mod:`i2i.niqe`), which needs no ground truth: lower is more natural.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from i2i.imageops import convert_channels, to_uint8
 from i2i.data.io import list_images, read_image, read_image_size
 from i2i.data.resize import imresize_array
 from i2i.errors import DataError, UsageError, format_problems
+from i2i.eval_report import FORMATS, EvalReport, ImageScores, NiqeReport, NiqeScore, format_report
+from i2i.imageops import convert_channels, to_uint8
 from i2i.niqe import BLOCK, niqe
 
 __all__ = [
@@ -44,6 +43,7 @@ __all__ = [
     "EvalReport",
     "NiqeScore",
     "NiqeReport",
+    "as_rgb8",
     "rgb_to_y",
     "modcrop",
     "crop_border",
@@ -52,15 +52,14 @@ __all__ = [
     "sr_scores",
     "make_lr",
     "bicubic_upscale",
+    "DeepMetrics",
     "evaluate_sr",
     "evaluate_niqe",
     "format_report",
 ]
 
-FORMATS = ("table", "csv", "json")
 
-
-def _as_rgb8(image: np.ndarray) -> np.ndarray:
+def as_rgb8(image: np.ndarray) -> np.ndarray:
     """``(H, W, C)`` uint8/uint16 gray, RGB or RGBA -> uint8 RGB (alpha dropped, 16 bits scaled)."""
     return np.ascontiguousarray(convert_channels(to_uint8(image), 3))
 
@@ -92,43 +91,24 @@ def psnr(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
     return 10.0 * math.log10(max_value**2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    g = torch.exp(-(x**2) / (2.0 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)[None, None]
-
-
-def _ssim_plane(a: torch.Tensor, b: torch.Tensor, max_value: float) -> float:
-    c1, c2 = (0.01 * max_value) ** 2, (0.03 * max_value) ** 2
-    window = _gaussian_window()
-    a, b = a[None, None], b[None, None]
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, window)  # "valid": no padding, as the reference code
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a**2
-    var_b = blur(b * b) - mu_b**2
-    cov = blur(a * b) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
-
-
 def ssim(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
     """SSIM of ``(H, W)`` or ``(H, W, C)`` arrays (mean over channels), Wang et al.'s settings.
 
-    Needs at least 11x11 pixels (the Gaussian window).
+    scikit-image's ``structural_similarity`` with BasicSR's ``calculate_ssim`` conventions: an
+    11x11 Gaussian window (sigma 1.5), population (not sample) covariance, ``K = (0.01, 0.03)``,
+    ``data_range = max_value`` on the float64 values, the mean over the valid region (the window
+    radius is left out at the edges) and over channels. Needs at least 11x11 pixels.
     """
+    from skimage.metrics import structural_similarity
+
     if a.shape != b.shape:
         raise DataError(f"ssim: shapes differ, {a.shape} and {b.shape}.")
     if min(a.shape[:2]) < 11:
         raise DataError(f"ssim needs images of at least 11x11 pixels after the border crop, got {a.shape[1]}x{a.shape[0]}.")
-    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
-    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
-    if ta.ndim == 2:
-        return _ssim_plane(ta, tb, max_value)
-    return float(np.mean([_ssim_plane(ta[..., c], tb[..., c], max_value) for c in range(ta.shape[-1])]))
+    return float(structural_similarity(
+        np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), data_range=max_value,
+        gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=2 if a.ndim == 3 else None,
+    ))
 
 
 def sr_scores(output: np.ndarray, hr: np.ndarray, *, border: int, y_channel: bool = True) -> tuple[float, float]:
@@ -151,58 +131,6 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     """MATLAB ``imresize(LR, scale, 'bicubic')``: the baseline every SR table reports."""
     return imresize_array(lr, scale=float(scale), method="bicubic")
-
-
-@dataclass
-class ImageScores:
-    """Scores of one image; ``model_*`` are None when no model was evaluated."""
-
-    image: str
-    width: int
-    height: int
-    bicubic_psnr: float
-    bicubic_ssim: float
-    model_psnr: float | None = None
-    model_ssim: float | None = None
-
-
-@dataclass
-class EvalReport:
-    """Per-image scores, their means, and the conventions they were measured with."""
-
-    images: list[ImageScores]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def mean(self) -> dict[str, float | None]:
-        keys = ("bicubic_psnr", "bicubic_ssim", "model_psnr", "model_ssim")
-        out: dict[str, float | None] = {}
-        for key in keys:
-            values = [getattr(s, key) for s in self.images if getattr(s, key) is not None]
-            out[key] = float(np.mean(values)) if values else None
-        return out
-
-
-@dataclass
-class NiqeScore:
-    """The NIQE of one image (lower is more natural)."""
-
-    image: str
-    width: int
-    height: int
-    niqe: float
-
-
-@dataclass
-class NiqeReport:
-    """Per-image NIQE, the mean, and the conventions they were measured with."""
-
-    images: list[NiqeScore]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def mean(self) -> dict[str, float | None]:
-        return {"niqe": float(np.mean([s.niqe for s in self.images])) if self.images else None}
 
 
 def _match_lr(hr_path: Path, hr_dir: Path, lr_files: dict[str, Path], scale: int) -> Path:
@@ -242,11 +170,11 @@ def _lr_and_hr(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The LR input (made from HR with MATLAB bicubic when ``lr_files`` is None) and its HR image,
     both uint8 RGB, HR cropped to exactly ``scale`` x the LR size."""
-    hr = _as_rgb8(read_image(hr_path))
+    hr = as_rgb8(read_image(hr_path))
     if lr_files is None:
         hr = modcrop(hr, scale)
         return make_lr(hr, scale), hr
-    lr = _as_rgb8(read_image(_match_lr(hr_path, hr_dir, lr_files, scale)))
+    lr = as_rgb8(read_image(_match_lr(hr_path, hr_dir, lr_files, scale)))
     want_h, want_w = lr.shape[0] * scale, lr.shape[1] * scale
     if hr.shape[0] < want_h or hr.shape[1] < want_w or hr.shape[0] - want_h >= scale or hr.shape[1] - want_w >= scale:
         raise DataError(
@@ -254,6 +182,81 @@ def _lr_and_hr(
             f"at x{scale} the HR image should be {want_w}x{want_h} (up to {scale - 1} extra pixels)."
         )
     return lr, hr[:want_h, :want_w]
+
+
+@dataclass
+class DeepMetrics:
+    """The learned metrics an evaluation was asked for: LPIPS per image (``lpips``, an
+    :class:`i2i.lpips.LPIPS`) and FID between sets (``fid``, an :class:`i2i.fid.FidInception`),
+    None when not asked. Both measure the border-cropped uint8 RGB images."""
+
+    lpips: Any = None
+    fid: Any = None
+    device: str = "cpu"
+    features: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, *, lpips: bool = False, lpips_net: str = "alex", lpips_weights: str | os.PathLike | None = None,
+             lpips_backbone_weights: str | os.PathLike | None = None, fid: bool = False,
+             fid_weights: str | os.PathLike | None = None, device: str = "cpu") -> DeepMetrics | None:
+        """The networks asked for, on ``device``; None when neither is (nothing to load)."""
+        if not (lpips or fid):
+            return None
+        metrics = cls(device=device)
+        if lpips:
+            from i2i.lpips import load_lpips
+
+            metrics.lpips = load_lpips(lpips_net, backbone_weights=lpips_backbone_weights,
+                                       linear_weights=lpips_weights).to(device)
+        if fid:
+            from i2i.fid import load_fid_inception
+
+            metrics.fid = load_fid_inception(fid_weights).to(device)
+        return metrics
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.lpips is not None:
+            out["lpips"] = "LPIPS v0.1 on RGB in [-1, 1], border cropped; lower is closer"
+        if self.fid is not None:
+            out["fid"] = ("pytorch-fid's Inception (pt_inception-2015-12-05), 2048-d pool3, 299x299 bilinear; "
+                          "border cropped; needs 2048+ images per set to be comparable with published values")
+        return out
+
+    def check_count(self, count: int) -> None:
+        """Raise before any work when FID is asked for with fewer than two images."""
+        if self.fid is not None and count < 2:
+            raise DataError(f"FID compares the spread of two sets of images and needs at least two; got {count}.")
+
+    def reference(self, hr: np.ndarray, *, border: int) -> None:
+        """With FID, keep the features of a ground-truth image (once per image)."""
+        if self.fid is not None:
+            from i2i.fid import fid_features
+
+            self.features.setdefault("hr", []).append(fid_features(self.fid, [crop_border(hr, border)], self.device)[0])
+
+    def score(self, output: np.ndarray, hr: np.ndarray, *, border: int, name: str) -> float | None:
+        """LPIPS of ``output`` against ``hr`` (None when not asked); with FID, keeps the features of
+        ``output`` in the set ``name``."""
+        a = crop_border(output, border)
+        if self.fid is not None:
+            from i2i.fid import fid_features
+
+            self.features.setdefault(name, []).append(fid_features(self.fid, [a], self.device)[0])
+        if self.lpips is None:
+            return None
+        from i2i.lpips import lpips_distance
+
+        return lpips_distance(self.lpips, a, crop_border(hr, border), self.device)
+
+    def fid_scores(self) -> dict[str, float]:
+        """FID of every set of outputs against the HR set ({} without FID)."""
+        if self.fid is None:
+            return {}
+        from i2i.fid import frechet_distance
+
+        hr = np.stack(self.features["hr"])
+        return {name: frechet_distance(np.stack(f), hr) for name, f in self.features.items() if name != "hr"}
 
 
 def evaluate_sr(
@@ -264,43 +267,47 @@ def evaluate_sr(
     scale: int | None = None,
     y_channel: bool = True,
     device: str = "cpu",
-    progress: Callable[[str], None] | None = None,
+    deep: DeepMetrics | None = None,
+    progress: bool = False,
 ) -> EvalReport:
     """Score an SR generator and the bicubic baseline on every image of ``hr_dir``.
 
     ``model`` is anything ``i2i translate --model`` takes (a generator file, a run folder, a
     BasicSR or leftthomas file, a bundled name such as ``x4``), or None for the baseline alone.
     Without ``lr_dir`` the LR inputs are made from the HR images (MATLAB bicubic); with it they
-    are read and matched by name. ``scale`` defaults to the model's.
+    are read and matched by name. ``scale`` defaults to the model's. ``deep`` adds LPIPS and FID;
+    ``progress`` shows a bar with the rate and ETA on stderr.
     """
+    from tqdm import tqdm
+
     translator, scale = _sr_translator(model, scale, device)
     hr_dir = Path(hr_dir)
     hr_paths = list_images(hr_dir)
     if not hr_paths:
         raise DataError(f"No images in the HR folder {str(hr_dir)!r}.")
+    if deep is not None:
+        deep.check_count(len(hr_paths))
     lr_files: dict[str, Path] = {}
     if lr_dir is not None:
         lr_dir = Path(lr_dir)
         lr_files = {p.relative_to(lr_dir).with_suffix("").as_posix(): p for p in list_images(lr_dir)}
 
     results = []
-    for hr_path in hr_paths:
+    for hr_path in tqdm(hr_paths, desc="eval", unit="img", disable=not progress, dynamic_ncols=True):
         lr, hr = _lr_and_hr(hr_path, hr_dir, lr_files if lr_dir is not None else None, scale)
         bicubic = bicubic_upscale(lr, scale)
         b_psnr, b_ssim = sr_scores(bicubic, hr, border=scale, y_channel=y_channel)
-        scores = ImageScores(
-            image=hr_path.relative_to(hr_dir).as_posix(),
-            width=hr.shape[1],
-            height=hr.shape[0],
-            bicubic_psnr=b_psnr,
-            bicubic_ssim=b_ssim,
-        )
+        scores = ImageScores(image=hr_path.relative_to(hr_dir).as_posix(), width=hr.shape[1], height=hr.shape[0],
+                             bicubic_psnr=b_psnr, bicubic_ssim=b_ssim)
+        if deep is not None:
+            deep.reference(hr, border=scale)
+            scores.bicubic_lpips = deep.score(bicubic, hr, border=scale, name="bicubic")
         if translator is not None:
-            output = _as_rgb8(translator.translate_image(lr))
+            output = as_rgb8(translator.translate_image(lr))
             scores.model_psnr, scores.model_ssim = sr_scores(output, hr, border=scale, y_channel=y_channel)
+            if deep is not None:
+                scores.model_lpips = deep.score(output, hr, border=scale, name="model")
         results.append(scores)
-        if progress is not None:
-            progress(scores.image)
     settings = {
         "model": str(model) if model is not None else None,
         "scale": scale,
@@ -308,8 +315,9 @@ def evaluate_sr(
         "border_crop": scale,
         "lr": str(lr_dir) if lr_dir is not None else "MATLAB bicubic imresize of HR, uint8",
         "rounding": "uint8 before measuring",
+        **(deep.settings() if deep is not None else {}),
     }
-    return EvalReport(images=results, settings=settings)
+    return EvalReport(images=results, settings=settings, fid=deep.fid_scores() if deep is not None else {})
 
 
 def _niqe_input(image: np.ndarray) -> np.ndarray:
@@ -333,15 +341,17 @@ def evaluate_niqe(
     *,
     crop_border: int = 0,
     y_channel: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> NiqeReport:
     """NIQE of every image of ``sr_dir`` (read recursively), as they are: no reference needed.
 
     Colour images are measured on the Y channel (or gray with ``y_channel=False``), gray images
     as they are, 16-bit images after scaling to 8 bits; ``crop_border`` pixels are cut from every
     side first. Every image must hold two 96x96 blocks after the crop; the ones that do not are
-    all listed before anything is scored.
+    all listed before anything is scored. ``progress`` shows a bar with the rate and ETA on stderr.
     """
+    from tqdm import tqdm
+
     if crop_border < 0:
         raise UsageError(f"--crop-border must be 0 or more, got {crop_border}.")
     sr_dir = Path(sr_dir)
@@ -355,13 +365,11 @@ def evaluate_niqe(
             f"a border crop of {crop_border}; too small:\n{format_problems(small)}"
         )
     results = []
-    for path in paths:
+    for path in tqdm(paths, desc="niqe", unit="img", disable=not progress, dynamic_ncols=True):
         image = _niqe_input(read_image(path))
         name = path.relative_to(sr_dir).as_posix()
         score = niqe(image, crop_border=crop_border, y_channel=y_channel)
         results.append(NiqeScore(image=name, width=image.shape[1], height=image.shape[0], niqe=score))
-        if progress is not None:
-            progress(name)
     settings = {
         "metric": "NIQE (Mittal et al. 2013), the MATLAB release's pristine model; lower is better",
         "channel": "Y (BT.601, MATLAB rgb2ycbcr)" if y_channel else "gray (0.299 R + 0.587 G + 0.114 B)",
@@ -370,84 +378,3 @@ def evaluate_niqe(
         "images": str(sr_dir),
     }
     return NiqeReport(images=results, settings=settings)
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    if value is None:
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.{digits}f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """Aligned lines: the first column left-aligned, the others right-aligned."""
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return [line(header), *(line(r) for r in rows)]
-
-
-def _format_niqe(report: NiqeReport, fmt: str) -> str:
-    mean = report.mean["niqe"]
-    if fmt == "json":
-        return json.dumps(
-            {"settings": report.settings, "images": [asdict(s) for s in report.images], "mean": report.mean}, indent=2
-        )
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["image", "width", "height", "niqe"])
-        for s in report.images:
-            writer.writerow([s.image, s.width, s.height, s.niqe])
-        writer.writerow(["mean", "", "", mean])
-        return buffer.getvalue().rstrip("\n")
-    rows = [[s.image, f"{s.width}x{s.height}", _fmt(s.niqe, 4)] for s in report.images]
-    rows.append(["mean", "", _fmt(mean, 4)])
-    s = report.settings
-    title = (
-        f"# NIQE (lower is better), {s.get('channel')}, border crop {s.get('border_crop')}, "
-        f"blocks {s.get('blocks')}; images: {s.get('images')}"
-    )
-    return "\n".join([title, *_table(["image", "size", "NIQE"], rows)])
-
-
-def format_report(report: EvalReport | NiqeReport, fmt: str = "table") -> str:
-    """The report as an aligned text table, CSV or JSON (per image, then the mean)."""
-    if fmt not in FORMATS:
-        raise UsageError(f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}.")
-    if isinstance(report, NiqeReport):
-        return _format_niqe(report, fmt)
-    has_model = any(s.model_psnr is not None for s in report.images)
-    mean = report.mean
-    if fmt == "json":
-        return json.dumps(
-            {"settings": report.settings, "images": [asdict(s) for s in report.images], "mean": mean}, indent=2
-        )
-    columns = ["image", "width", "height", "bicubic_psnr", "bicubic_ssim"]
-    if has_model:
-        columns += ["model_psnr", "model_ssim"]
-    rows = [
-        [s.image, str(s.width), str(s.height)]
-        + [_fmt(getattr(s, c), 2 if c.endswith("psnr") else 4) for c in columns[3:]]
-        for s in report.images
-    ]
-    rows.append(["mean", "", ""] + [_fmt(mean[c], 2 if c.endswith("psnr") else 4) for c in columns[3:]])
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for s in report.images:
-            writer.writerow([s.image, s.width, s.height] + [getattr(s, c) for c in columns[3:]])
-        writer.writerow(["mean", "", ""] + [mean[c] for c in columns[3:]])
-        return buffer.getvalue().rstrip("\n")
-    header = ["image", "size", "bicubic PSNR", "SSIM"] + (["model PSNR", "SSIM"] if has_model else [])
-    table = [[r[0], f"{r[1]}x{r[2]}" if r[1] else ""] + r[3:] for r in rows]
-    s = report.settings
-    title = (
-        f"# x{s.get('scale')}, {s.get('channel')}, border crop {s.get('border_crop')}, {s.get('rounding')}; "
-        f"LR: {s.get('lr')}"
-    )
-    return "\n".join([title, *_table(header, table)])

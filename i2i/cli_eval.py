@@ -130,6 +130,7 @@ def eval_command(
     if mode == "niqe":
         from i2i.evaluation import evaluate_niqe
 
+        assert sr_dir is not None  # _mode checked which folders each mode needs
         report = evaluate_niqe(sr_dir, crop_border=crop_border or 0, y_channel=not gray, progress=show)
     else:
         from i2i.device import resolve_device
@@ -139,9 +140,11 @@ def eval_command(
         deep = DeepMetrics.load(lpips=lpips, lpips_net=lpips_net, lpips_weights=lpips_weights,
                                 lpips_backbone_weights=lpips_backbone_weights, fid=fid, fid_weights=fid_weights,
                                 device=torch_device)
+        assert hr_dir is not None  # both other modes score against HR (checked by _mode)
         if mode == "outputs":
             from i2i.eval_outputs import evaluate_outputs
 
+            assert sr_dir is not None
             report = evaluate_outputs(sr_dir, hr_dir, sr_suffix=sr_suffix, scale=scale, crop_border=crop_border,
                                       y_channel=not rgb, deep=deep, progress=show)
         else:

@@ -65,6 +65,8 @@ class InceptionFeatures(torch.nn.Module):
     def __init__(self, network: torch.nn.Module) -> None:
         super().__init__()
         self.network = network.eval()
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 

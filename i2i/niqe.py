@@ -77,7 +77,7 @@ def _pristine() -> tuple[np.ndarray, np.ndarray]:
 def _gamma_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every grid shape a: r(a) = G(2/a)^2 / (G(1/a) G(3/a)), sqrt(G(1/a)/G(3/a)), G(2/a)/G(1/a)."""
     g = np.frompyfunc(math.gamma, 1, 1)
-    g1, g2, g3 = (g(k / _SHAPES).astype(np.float64) for k in (1.0, 2.0, 3.0))
+    g1, g2, g3 = (np.asarray(g(k / _SHAPES), dtype=np.float64) for k in (1.0, 2.0, 3.0))
     return g2**2 / (g1 * g3), np.sqrt(g1 / g3), g2 / g1
 
 

@@ -218,6 +218,34 @@ def test_a_video_job_reports_frames_and_writes_a_4x_video(client: TestClient, ro
     capture.release()
 
 
+def test_a_video_job_counts_written_frames_without_changing_the_kept_translator(root: Path, tmp_path: Path) -> None:
+    from i2i.inference.translator import Translator
+    from i2i.serve.jobs import load_translator
+
+    class Untouchable(Translator):  # the queue keeps the translator for the next job: nothing may patch it
+        def __setattr__(self, name: str, value) -> None:
+            if name == "translate_images":
+                raise AttributeError("a job replaced the kept translator's translate_images")
+            super().__setattr__(name, value)
+
+    def load(settings):
+        translator = load_translator(settings)
+        translator.__class__ = Untouchable
+        return translator
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for value in range(0, 210, 30):
+        writer.write(np.full((24, 32, 3), value, np.uint8))
+    writer.release()
+    app = create_app([root], device="cpu", work_dir=tmp_path, load=load)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        response = _submit(client, str(root / "sr" / "tiny_x4.safetensors"), [("clip.avi", clip.read_bytes())])
+        job = _finished(client, response.json()["id"])
+    assert job["state"] == "done", job["message"]
+    assert job["done"] == job["total"] == 7 and job["rate"] > 0
+
+
 def test_serve_command_help_missing_extra_and_busy_port(monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     help_text = runner.invoke(main, ["serve", "--help"]).output

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,12 +13,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from i2i.checkpoint import GeneratorInfo, save_generator
 from i2i.cli import main
 from i2i.data.io import read_image, write_image
 from i2i.inference import video_io
 from i2i.inference.ffmpeg import find_ffmpeg
 from i2i.inference.translator import Translator
 from i2i.inference.video import VideoError, VideoOptions, parse_position, translate_frames, translate_video
+from i2i.registry import create_model
 from test_folder import sr_from_file  # noqa: F401 - fixture
 from test_translator import photo, tiny_resnet, tiny_sr
 
@@ -285,6 +289,36 @@ def test_frame_folder_split_across_devices_writes_every_frame_once(frames, tmp_p
     report = translate_frames([tiny_sr(), tiny_sr()], frames, tmp_path / "up", VideoOptions(progress=False))
     assert len(report.written) == 12 and not report.failed
     assert [p.name for p in report.written] == [f"f_{i}.png" for i in range(1, 13)]  # reported in frame order
+
+
+def test_each_torchrun_rank_translates_its_contiguous_stretch_of_a_frame_folder(frames, tmp_path, monkeypatch):
+    out, written = tmp_path / "up", []
+    for rank in (0, 1):  # what each of two processes does (the command line gathers the reports)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", str(rank))
+        report = translate_frames(tiny_sr(), frames, out, VideoOptions(progress=False))
+        written.append([p.name for p in report.written])
+    assert written == [[f"f_{i}.png" for i in range(1, 7)], [f"f_{i}.png" for i in range(7, 13)]]
+    assert len(list(out.iterdir())) == 12
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_torchrun_ranks_share_a_video_to_frames_and_rank_0_prints_the_total(clip, tmp_path):
+    kwargs = dict(in_channels=3, out_channels=3, base_channels=4, num_blocks=1, norm="instance")
+    model = tmp_path / "tiny.safetensors"
+    save_generator(model, create_model("resnet", **kwargs), GeneratorInfo(model="resnet", kwargs=kwargs))
+    common = ["-m", str(model), "--device", "cpu"]
+    single, shared = tmp_path / "single", tmp_path / "shared"
+    run("video", clip, single, *common)
+    result = subprocess.run(
+        ["torchrun", "--standalone", "--nproc-per-node", "2", "-m", "i2i", "video", str(clip), str(shared), *common],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("frames written") == 1 and "12 frames written, 0 skipped" in result.stdout, result.stdout
+    names = sorted(p.name for p in single.iterdir())
+    assert names == [f"frame_{i:06d}.png" for i in range(12)] == sorted(p.name for p in shared.iterdir())
+    assert all(np.array_equal(read_image(single / name), read_image(shared / name)) for name in names)
 
 
 @needs_ffmpeg

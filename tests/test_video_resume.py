@@ -123,6 +123,19 @@ def test_an_interrupted_video_resumes_from_the_first_missing_segment(clip, tmp_p
     check_finished(out, straight)
 
 
+def test_on_progress_reports_written_frames_and_counts_kept_segments_as_done(clip, tmp_path):
+    seen: list[tuple[int, int]] = []
+    out = tmp_path / "out.mp4"
+    report_to = options(on_progress=lambda done, total: seen.append((done, total)))
+    with pytest.raises(VideoError, match="Interrupted"):
+        translate_video(stop_after(tiny_sr(), 8, KeyboardInterrupt()), clip, out, report_to)
+    assert 1 <= len(seen) <= 7 and seen == [(done, FRAMES) for done in range(1, len(seen) + 1)]
+    seen.clear()
+    report = translate_video(tiny_sr(), clip, out, report_to)
+    assert report.skipped > 0  # the resumed run starts at the kept frames and ends at every frame
+    assert seen == [(done, FRAMES) for done in range(report.skipped + 1, FRAMES + 1)]
+
+
 def test_a_failing_model_keeps_the_finished_segments_and_another_run_is_refused(clip, tmp_path):
     out = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError, match="injected"):
@@ -195,6 +208,27 @@ def test_sigterm_leaves_only_finished_segments_and_the_same_command_continues(
     check_finished(out, straight)
 
 
+def test_segment_seconds_option_sets_the_segment_length_over_the_environment(
+    clip, tmp_path, join_spy, monkeypatch, sr_from_file
+):
+    monkeypatch.setenv("I2I_VIDEO_SEGMENT_SECONDS", "100")  # one segment, unless the option says otherwise
+    out = tmp_path / "out.mp4"
+    result = run("video", clip, out, "-m", "x2", "--preset", "ultrafast", "--segment-seconds", SEGMENT_SECONDS)
+    assert f"{FRAMES} frames" in result.output
+    assert len(join_spy[-1]) == FRAMES // SEGMENT  # segments of 3 frames, not one of 12
+    run("video", clip, tmp_path / "env.mp4", "-m", "x2", "--preset", "ultrafast")
+    assert len(join_spy[-1]) == 1  # without the option, the variable's 100 s
+    refused = run("video", clip, tmp_path / "bad.mp4", "-m", "x2", "--segment-seconds", "0", code=2).output
+    assert "--segment-seconds" in refused and not (tmp_path / "bad.mp4").exists()
+
+
+def test_video_help_explains_timing_colour_resuming_and_torchrun():
+    text = " ".join(run("video", "--help").output.split())
+    for phrase in ("variable-rate video keeps its timing", "colour tags", "10-bit", "--segment-seconds",
+                   "run the same command again", "torchrun --standalone --nproc-per-node 2 -m i2i video"):
+        assert phrase in text, phrase
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
 def test_torchrun_processes_each_write_their_segments_and_rank_0_joins(clip, tmp_path, monkeypatch):
     kwargs = dict(in_channels=3, out_channels=3, base_channels=4, num_blocks=1, norm="instance")
@@ -210,7 +244,9 @@ def test_torchrun_processes_each_write_their_segments_and_rank_0_joins(clip, tmp
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "rank 0 joins them" in result.stdout + result.stderr  # rank 1 left the join to rank 0
+    # Rank 0 alone reports, with every frame; rank 1 wrote its segments and printed nothing.
+    assert result.stdout.count("Wrote ") == 1 and f"{FRAMES} frames" in result.stdout, result.stdout
+    assert "rank 0 joins them" not in result.stdout + result.stderr
     frames, reference = decode(shared), decode(single)
     assert len(frames) == len(reference) == FRAMES
     assert all(np.array_equal(a, b) for a, b in zip(frames, reference))

@@ -12,7 +12,8 @@ from i2i.data.io import write_image
 from i2i.errors import UsageError
 from i2i.inference.ffmpeg import ColourTags, Stream, colour_tags, probe_streams
 from i2i.inference.translator import Translator
-from i2i.inference.video import VideoOptions, translate_video
+from i2i.inference import video_segments
+from i2i.inference.video import VideoOptions, translate_frames, translate_video
 from test_folder import sr_from_file  # noqa: F401 - fixture
 from test_translator import photo, tiny_sr
 from test_video import FFMPEG, assert_same_frames_in_order, decode, mean_diff, needs_ffmpeg, run, video_stream, ffmpeg_info
@@ -244,3 +245,33 @@ def test_a_10_bit_source_goes_through_the_model_at_16_bits_and_stays_10_bit(tmp_
     output = _ffmpeg_rgb48(out, "bt709", "tv").reshape(96, 128, 3)[::2, ::2]
     assert len(np.unique(output[..., 1] >> 6)) > len(np.unique(output[..., 1] >> 8))  # finer than 8-bit steps
     assert mean_diff(source, output) < 257  # within one 8-bit level on average
+
+
+def _deep_frames(folder: Path, count: int = 3) -> Path:
+    """16-bit frames of a photo with levels between the 8-bit steps."""
+    base = photo(48, 64).astype(np.uint16) * 257
+    for i in range(count):
+        write_image(folder / f"f_{i}.png", base + np.uint16(64 * (i + 1)))
+    return folder
+
+
+@needs_ffmpeg
+def test_16_bit_frames_make_a_10_bit_video_or_say_why_not(tmp_path, monkeypatch):
+    if not _can_encode_10_bit():
+        pytest.skip("this ffmpeg's libx264 cannot encode 10-bit (yuv420p10le)")
+    frames = _deep_frames(tmp_path / "frames")
+    out = tmp_path / "out.mp4"
+    translate_frames(tiny_sr(), frames, out, VideoOptions(fps=10, preset="ultrafast", crf=4, progress=False))
+    stream = video_stream(ffmpeg_info(out))
+    assert "High 10" in stream and "yuv420p10le" in stream, stream
+    output = _ffmpeg_rgb48(out, "smpte170m", "tv").reshape(96, 128, 3)
+    assert len(np.unique(output[..., 1] >> 6)) > len(np.unique(output[..., 1] >> 8))  # finer than 8-bit steps
+    # An ffmpeg without 10-bit H.264, and OpenCV's writer: 8-bit, with one warning line saying so.
+    monkeypatch.setattr(video_segments, "encodes_10_bit", lambda ffmpeg: False)
+    with pytest.warns(RuntimeWarning, match="16-bit frames are written as 8-bit H.264"):
+        translate_frames(tiny_sr(), frames, tmp_path / "eight.mp4", VideoOptions(fps=10, preset="ultrafast",
+                                                                                progress=False))
+    assert "yuv420p(" in video_stream(ffmpeg_info(tmp_path / "eight.mp4"))
+    with pytest.warns(RuntimeWarning) as caught:  # also the warning that OpenCV drops the audio
+        translate_frames(tiny_sr(), frames, tmp_path / "cv.mp4", VideoOptions(fps=10, ffmpeg=None, progress=False))
+    assert sum("16-bit frames are written as 8-bit: OpenCV" in str(w.message) for w in caught) == 1

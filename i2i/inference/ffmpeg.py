@@ -21,6 +21,7 @@ logarithmic), at 1/90000 s; without, frame ``n`` is at ``n / fps`` exactly.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -37,7 +38,7 @@ from i2i.errors import VideoError
 
 __all__ = [
     "find_ffmpeg", "media_path", "Stream", "probe_streams", "ColourTags", "colour_tags", "packet_times",
-    "FfmpegWriter", "concat_segments", "FfmpegError", "TIMESTAMP_RATE",
+    "FfmpegWriter", "concat_segments", "FfmpegError", "TIMESTAMP_RATE", "encodes_10_bit",
 ]
 
 TIMESTAMP_RATE = 90000  # ticks per second of variable-rate output (MPEG's clock: exact for 24, 25, 30000/1001 ...)
@@ -76,6 +77,17 @@ def find_ffmpeg(explicit: str | os.PathLike | None = None) -> str | None:
     except (ImportError, RuntimeError, OSError):
         pass
     return shutil.which("ffmpeg")
+
+
+@functools.lru_cache(maxsize=None)
+def encodes_10_bit(ffmpeg: str) -> bool:
+    """Whether this ffmpeg's libx264 writes 10-bit 4:2:0 (``yuv420p10le``); some builds have 8 bits only."""
+    try:
+        text = subprocess.run([ffmpeg, "-hide_banner", "-h", "encoder=libx264"], capture_output=True, text=True,
+                              timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "yuv420p10le" in text
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,18 @@ The progress bar shows frames/s and the ETA.
 decoded frame is translated and written exactly once, in order; a constant-rate source stays
 frame-exact and a variable-rate one keeps its timing (:mod:`i2i.inference.video_source`). It is
 H.264 MP4 that plays in browsers (``crf``/``preset``) in the source's colour matrix, range,
-primaries and transfer, 10-bit (``yuv420p10le``) for a source of more than 8 bits, with the
-source's audio and subtitles muxed back without re-encoding (MP4 cannot hold every codec: such
-audio is re-encoded to AAC with a warning, ``.mkv`` keeps anything). Without ffmpeg, OpenCV's
-writer is used with a warning that the audio is dropped. Nothing appears at the output name until
-the video is complete.
+primaries and transfer, 10-bit (``yuv420p10le``) for a source of more than 8 bits or a folder of
+16-bit frames (8-bit with a warning where the libx264 has no 10-bit), with the source's audio and
+subtitles muxed back without re-encoding (MP4 cannot hold every codec: such audio is re-encoded to
+AAC with a warning, ``.mkv`` keeps anything). Without ffmpeg, OpenCV's writer is used with a
+warning that the audio is dropped (and 16-bit frames become 8-bit, also with a warning). Nothing
+appears at the output name until the video is complete.
 
 **Resuming.** The H.264 output is written as closed segments in ``OUTPUT.parts/`` and joined
 losslessly at the end (:mod:`i2i.inference.video_segments`): after an error, Ctrl-C or SIGTERM,
 running the same command again keeps the finished segments and continues from the first missing
-one. ``segment_seconds`` (or the ``I2I_VIDEO_SEGMENT_SECONDS`` environment variable) sets their
-length, 10 s by default.
+one. ``segment_seconds`` (``--segment-seconds``) sets their length: by default the
+``I2I_VIDEO_SEGMENT_SECONDS`` environment variable, else 10 s.
 
 **Options.** One :class:`VideoOptions` holds every choice (range, encoder, compare, overwrite,
 frame format); the command line builds it from its options.
@@ -45,7 +46,12 @@ frame that cannot be written (a full, read-only or forbidden disk) stops the run
 split into contiguous parts by frame index, one per device, run side by side by
 :func:`~i2i.inference.pipeline.run_parts`. Started by torchrun (``torchrun --nproc-per-node 2 -m
 i2i video ...``), each process takes its own contiguous block of segments
-(:mod:`i2i.inference.shard`) and rank 0 joins them once every rank is done.
+(:mod:`i2i.inference.shard`) and rank 0 joins them once every rank is done; to a frame folder,
+each process writes its own contiguous stretch of frames, and a video's report on rank 0 counts
+them all.
+
+**Progress.** ``VideoOptions.on_progress(done, total)`` is called as frames are written (the web
+UI's progress bar); the terminal's bar is tqdm's.
 """
 from __future__ import annotations
 
@@ -54,7 +60,8 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -66,6 +73,7 @@ from i2i.errors import UsageError, VideoError
 from i2i.inference.ffmpeg import VIDEO_OUTPUT_EXTENSIONS, ColourTags, probe_streams
 from i2i.inference.folder import FolderReport, plan_outputs, translate_pairs
 from i2i.inference.pipeline import run_parts
+from i2i.inference.shard import current_shard
 from i2i.inference.translator import Translator
 from i2i.inference.video_io import (
     OPENCV_OUTPUT_EXTENSIONS,
@@ -82,15 +90,15 @@ from i2i.inference.video_io import (
     side_by_side,
 )
 from i2i.inference.video_pipeline import (
-    FrameSource,
     Progress,
+    ProgressCallback,
     VideoReport,
     output_size,
     translate_parts,
     write_segmented,
     write_with_opencv,
 )
-from i2i.inference.video_segments import SEGMENT_SECONDS, EncodeSettings
+from i2i.inference.video_segments import SEGMENT_SECONDS, EncodeSettings, encoder_colour
 from i2i.inference.video_source import Timeline, constant_timeline, decode_source, scan_timeline, source_colour
 
 __all__ = [
@@ -128,6 +136,9 @@ class VideoOptions:
         segment_seconds: length of the closed segments a video output is written in (a rerun
             after an interruption continues from the first missing one); None: the
             ``I2I_VIDEO_SEGMENT_SECONDS`` environment variable, else 10.
+        on_progress: called as ``on_progress(done, total)`` from a worker thread each time a frame
+            is written to a video, or from a video to a frame folder (frames of kept segments count
+            as done; ``total`` is 0 while unknown); an exception it raises stops the run.
     """
 
     start: str | int | None = None
@@ -143,6 +154,7 @@ class VideoOptions:
     suffix: str = ""
     quality: int | None = None
     segment_seconds: float | None = None
+    on_progress: ProgressCallback | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.segment_seconds is None:
@@ -307,14 +319,7 @@ def translate_video(
         timed = _given_times(options, info, resolve_ffmpeg(options.ffmpeg))
         if timed is not None:
             first, last = timed.first, None if options.end is None else timed.last
-        ranges, planned, last = _video_parts(info, first, last, len(translators), options.end is None)
-
-        def make_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
-            return decode_video(info, a, b, stop)
-
-        with Progress(planned, options.progress, "video") as bar:
-            report = _video_to_frames(translators[: len(ranges)], ranges, make_frames, output, options, bar)
-        report.fps = info.fps
+        report = _video_to_frames(translators, info, first, last, output, options)
     else:
         check_video_output(output, [info.path], options.overwrite)
         report = _video_to_video(translators, info, first, last, output, options)
@@ -332,7 +337,7 @@ def _video_to_video(
             return decode_video(info, a, b, stop)
 
         planned = (info.frame_count if last is None else last) - first if info.frame_count or last else None
-        with Progress(planned, options.progress, "video") as bar:
+        with Progress(planned, options.progress, "video", options.on_progress) as bar:
             report = write_with_opencv(translators, first, last, opencv_frames, output, info.fps, compare=options.compare,
                                        ffmpeg_wanted=options.ffmpeg is not None, progress=bar)
         return report
@@ -344,30 +349,56 @@ def _video_to_video(
         return decode_source(info, ffmpeg, colour, a, b, stop)
 
     width, height = output_size(translators[0], info.width, info.height, options.compare)
-    settings = EncodeSettings(ffmpeg, width, height, options.crf, options.preset, colour, options.compare)
+    encoded = encoder_colour(colour, ffmpeg, f"the {colour.bit_depth}-bit video is")
+    settings = EncodeSettings(ffmpeg, width, height, options.crf, options.preset, encoded, options.compare)
     streams = [s for s in probe_streams(info.path, ffmpeg) if s.kind in ("audio", "subtitle")]
     return write_segmented(translators, info.path, timeline, make_frames, output, settings,
                            segment_seconds=float(options.segment_seconds or SEGMENT_SECONDS), progress=options.progress,
-                           streams=streams, to_the_end=last is None)
+                           streams=streams, to_the_end=last is None, on_progress=options.on_progress)
+
+
+def _process_share(info: VideoInfo, first: int, last: int | None, to_the_end: bool) -> tuple[int, int | None]:
+    """This process's contiguous stretch of frames ``[first, last)`` under torchrun (all of them
+    in one process); the last process reads to the end of a stream whose count is estimated."""
+    shard = current_shard()
+    if shard.world_size == 1:
+        return first, last
+    if last is None:
+        if not info.frame_count:
+            raise VideoError("splitting a video between processes needs its frame count; give --end.")
+        last = info.frame_count
+    mine = shard.range(last - first)
+    if shard.rank == shard.world_size - 1 and to_the_end and not info.exact_count:
+        return first + mine.start, None
+    return first + mine.start, first + mine.stop
 
 
 def _video_to_frames(
-    translators: Sequence[Translator],
-    ranges: Sequence[tuple[int, int | None]],
-    make_frames: FrameSource,
-    output: Path,
+    translators: Sequence[Translator], info: VideoInfo, first: int, last: int | None, output: Path,
     options: VideoOptions,
-    progress: Progress,
 ) -> VideoReport:
-    """Video frames into ``output/frame_000123.png``; frames already there are skipped unless overwriting."""
+    """Frames ``[first, last)`` into ``output/frame_000123.png``, split between devices and (under
+    torchrun) processes; frames already there are skipped unless overwriting. On rank 0 the report
+    counts every process's frames once all are done."""
+    first, last = _process_share(info, first, last, options.end is None)
     make_folder(output)
     sink = FrameFolderSink(output, options.ext or ".png", options.quality, options.compare)
 
     def skip(index: int) -> bool:
         return not options.overwrite and sink.path(index).exists()
 
-    written, skipped = translate_parts(translators, ranges, make_frames, lambda k: sink, progress, skip)
-    return VideoReport(output=output, frames=written, skipped=skipped, encoder="frames")
+    def make_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
+        return decode_video(info, a, b, stop)
+
+    written = skipped = 0
+    if last is None or last > first:  # more processes than frames leave some with none
+        ranges, planned, last = _video_parts(info, first, last, len(translators), last is None)
+        with Progress(planned, options.progress, "video", options.on_progress) as bar:
+            written, skipped = translate_parts(translators[: len(ranges)], ranges, make_frames, lambda k: sink, bar, skip)
+    shard = current_shard()
+    if shard.world_size > 1:  # also the barrier: rank 0 reports once every frame is written
+        written, skipped = (sum(counts) for counts in zip(*shard.gather((written, skipped))))
+    return VideoReport(output=output, frames=written, skipped=skipped, fps=info.fps, encoder="frames")
 
 
 # ----------------------------------------------------------------------------- frame folders
@@ -384,7 +415,8 @@ def translate_frames(
     Frames are taken in natural order (``2`` before ``10``). To a folder, the names are kept (plus
     ``suffix``/``ext``) and frames already there are skipped unless ``overwrite``; the result is a
     :class:`~i2i.inference.folder.FolderReport`. To a video, every frame must have the same size;
-    ``start``/``end`` count frames (or seconds at ``fps``).
+    ``start``/``end`` count frames (or seconds at ``fps``). Under torchrun each process translates
+    its contiguous stretch of the frames; to a folder, the report is that process's share.
     """
     options = options or VideoOptions()
     translators = _as_list(translators)
@@ -401,6 +433,7 @@ def translate_frames(
         folder, output, suffix=options.suffix, ext=options.ext, recursive=False, natural_order=True
     )
     pairs = [pair for pair in planned if pair[0] in chosen]
+    pairs = [pairs[i] for i in current_shard().range(len(pairs))]  # this process's stretch under torchrun
     chunks = [pairs[a:b] for a, b in _split(0, len(pairs), len(translators))]
     results = run_parts(len(chunks), lambda k, stop: translate_pairs(
         translators[k], chunks[k], overwrite=options.overwrite, quality=options.quality,
@@ -425,22 +458,29 @@ def _frames_to_video(
     check_video_output(output, files, options.overwrite)
     first, last = _frame_range(options, rate, len(files), True)
     last = len(files) if last is None else last
-    height, width = read_frame_file(files[first]).shape[:2]
+    sample = read_frame_file(files[first])
+    height, width = sample.shape[:2]
+    depth = 16 if sample.dtype == np.uint16 else 8
 
     def make_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
         return read_frames(files, a, b, stop, size=(height, width))
 
     ffmpeg = resolve_ffmpeg(options.ffmpeg)
     if ffmpeg is None:
-        with Progress(last - first, options.progress, "frames") as bar:
+        if depth > 8:
+            warnings.warn("the 16-bit frames are written as 8-bit: OpenCV's writer has 8 bits only; with ffmpeg "
+                          "(pip install imageio-ffmpeg) they become 10-bit H.264", RuntimeWarning, stacklevel=2)
+        with Progress(last - first, options.progress, "frames", options.on_progress) as bar:
             report = write_with_opencv(translators, first, last, make_frames, output, rate, compare=options.compare,
                                        ffmpeg_wanted=options.ffmpeg is not None, progress=bar)
     else:
         out_width, out_height = output_size(translators[0], width, height, options.compare)
-        settings = EncodeSettings(ffmpeg, out_width, out_height, options.crf, options.preset, ColourTags(), options.compare)
+        colour = encoder_colour(ColourTags(bit_depth=depth), ffmpeg, "the 16-bit frames are")
+        settings = EncodeSettings(ffmpeg, out_width, out_height, options.crf, options.preset, colour, options.compare)
         report = write_segmented(
             translators, folder, constant_timeline(first, last, rate), make_frames, output, settings,
             segment_seconds=float(options.segment_seconds or SEGMENT_SECONDS), progress=options.progress,
+            on_progress=options.on_progress,
         )
     report.seconds = time.perf_counter() - began
     return report

@@ -45,8 +45,8 @@ from i2i.inference.video_segments import (
 from i2i.inference.video_source import Timeline
 
 __all__ = [
-    "FrameSource", "Progress", "VideoReport", "run_frames", "translate_parts", "write_segments", "write_segmented",
-    "write_with_opencv", "output_size",
+    "FrameSource", "Progress", "ProgressCallback", "VideoReport", "run_frames", "translate_parts", "write_segments",
+    "write_segmented", "write_with_opencv", "output_size",
 ]
 
 FrameSource = Callable[[int, "int | None", threading.Event], Iterator[tuple[int, np.ndarray]]]
@@ -73,15 +73,26 @@ def output_size(translator: Translator, width: int, height: int, compare: bool) 
     return out_width * (2 if compare else 1), out_height
 
 
+ProgressCallback = Callable[[int, int], None]  # (frames done, total or 0 while unknown)
+
 
 class Progress:
-    def __init__(self, total: int | None, enabled: bool, desc: str) -> None:
-        self._bar = tqdm(total=total, disable=not enabled, unit="frame", desc=desc, dynamic_ncols=True)
+    """The progress bar (frames/s, ETA) and ``on_progress(done, total)`` as frames are written;
+    ``total`` is 0 while unknown, ``initial`` counts frames already done (kept segments)."""
+
+    def __init__(
+        self, total: int | None, enabled: bool, desc: str, on_progress: ProgressCallback | None = None, initial: int = 0
+    ) -> None:
+        self._bar = tqdm(total=total, initial=initial, disable=not enabled, unit="frame", desc=desc, dynamic_ncols=True)
         self._lock = threading.Lock()
+        self._done, self._total, self._on_progress = initial, total or 0, on_progress
 
     def update(self, n: int = 1) -> None:
         with self._lock:
             self._bar.update(n)
+            self._done += n
+            if self._on_progress is not None:  # under the lock: reports arrive in order
+                self._on_progress(self._done, max(self._total, self._done) if self._total else 0)
 
     def __enter__(self) -> "Progress":
         return self
@@ -268,7 +279,7 @@ def _plan(source: Path, timeline: Timeline, settings: EncodeSettings, segment_fr
 def write_segmented(
     translators: Sequence[Translator], source: Path, timeline: Timeline, make_frames: FrameSource, output: Path,
     settings: EncodeSettings, *, segment_seconds: float, progress: bool, streams: Sequence[Stream] = (),
-    to_the_end: bool = True,
+    to_the_end: bool = True, on_progress: ProgressCallback | None = None,
 ) -> VideoReport:
     """Write ``output`` as segments (this process's share; the ones already finished are kept),
     then, on rank 0 once every rank is done, join them with the audio of ``source``."""
@@ -290,7 +301,7 @@ def write_segmented(
                             "so the last row/column is repeated once")
     with _terminate_as_interrupt():
         try:
-            with Progress(sum(s.frames for s in pending), progress, "video") as bar:
+            with Progress(sum(s.frames for s in mine), progress, "video", on_progress, report.skipped) as bar:
                 report.frames = write_segments(
                     translators, pending, make_frames, lambda share: SegmentSink(parts, share, timeline, settings), bar
                 )

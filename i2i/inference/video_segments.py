@@ -23,9 +23,11 @@ that block, and once every rank is done rank 0 joins.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,13 +36,13 @@ import numpy as np
 
 from i2i.errors import VideoError
 from i2i.files import atomic_write_bytes
-from i2i.inference.ffmpeg import AudioSource, ColourTags, FfmpegWriter, Stream, concat_segments
+from i2i.inference.ffmpeg import AudioSource, ColourTags, FfmpegWriter, Stream, concat_segments, encodes_10_bit
 from i2i.inference.video_io import make_folder, video_frame
 from i2i.inference.video_source import Timeline
 
 __all__ = [
     "MAX_SEGMENT_FRAMES", "SEGMENT_SECONDS", "Segment", "plan_segments", "PartsFolder", "EncodeSettings",
-    "SegmentSink", "join_segments", "interrupted_error",
+    "SegmentSink", "join_segments", "interrupted_error", "encoder_colour",
 ]
 
 SEGMENT_SECONDS = 10.0  # a rerun after an interruption repeats at most this much work per process
@@ -134,6 +136,16 @@ class EncodeSettings:
     @property
     def deep(self) -> bool:
         return self.colour.bit_depth > 8
+
+
+def encoder_colour(colour: ColourTags, ffmpeg: str, what: str) -> ColourTags:
+    """``colour`` as the encoder can write it: 10-bit for a deep source (``what``, e.g. "the 16-bit
+    frames are"), or 8-bit with one warning where this ffmpeg's libx264 has no 10-bit."""
+    if colour.bit_depth <= 8 or encodes_10_bit(ffmpeg):
+        return colour
+    warnings.warn(f"{what} written as 8-bit H.264: this ffmpeg's libx264 cannot encode 10-bit (yuv420p10le); "
+                  "give one that can with --ffmpeg PATH", RuntimeWarning, stacklevel=2)
+    return dataclasses.replace(colour, bit_depth=8)
 
 
 class SegmentSink:

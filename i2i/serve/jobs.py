@@ -256,27 +256,21 @@ def _run_images(job: Job, translator: Any) -> None:
 
 
 def _run_video(job: Job, translator: Any) -> None:
-    """The video through :func:`~i2i.inference.video.translate_video` (H.264 MP4 with the audio),
-    counting the frames it sends through the translator for the progress bar."""
+    """The video through :func:`~i2i.inference.video.translate_video` (H.264 MP4 with the audio);
+    its ``on_progress`` counts the frames written for the progress bar."""
     from i2i.inference.video import VideoOptions, open_video, translate_video
 
     item = job.items[0]
     info = open_video(item.source)
     item.size, job.total = (info.width, info.height), info.frame_count
     target = job.folder / "result.mp4"
-    original = translator.translate_images
 
-    def counted(images: Any) -> Any:
-        outputs = original(images)
-        job.advance(len(images))
-        return outputs
+    def on_progress(done: int, total: int) -> None:
+        job.total = max(job.total, total)
+        job.advance(done - job.done)
 
-    translator.translate_images = counted  # an instance attribute, removed again below
-    try:
-        report = translate_video([translator], item.source, target, VideoOptions(progress=False))
-    finally:
-        del translator.translate_images
-    job.total = max(job.total, report.frames)  # job.done was counted frame by frame above
+    report = translate_video([translator], item.source, target, VideoOptions(progress=False, on_progress=on_progress))
+    job.total = max(job.total, report.frames)
     job.notes.extend(report.notes)
     item.result, item.result_size = target, report.size
     label = _scale_label(job.settings.outscale, translator.scale)

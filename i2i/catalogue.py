@@ -18,7 +18,7 @@ Names
 Model specs (:func:`resolve_model_spec`)
     A catalogue name; an ``http(s)://`` URL (cached under a name derived from the URL); or
     ``hf://ORG/REPO/FILE`` (``hf://ORG/REPO@REVISION/FILE``), fetched with ``huggingface_hub``
-    into its own cache (``pip install 'i2i[hub]'``).
+    into its own cache (``pip install 'i2i-toolkit[hub]'``).
 
 The cache
     ``$I2I_HOME/models`` (default ``$XDG_CACHE_HOME/i2i/models``, i.e. ``~/.cache/i2i/models``):
@@ -336,7 +336,7 @@ def download_hf(spec: str) -> Path:
     except ImportError:
         raise ModelError(
             f"{spec}: hf:// models need the huggingface_hub package: pip install huggingface_hub "
-            "(or pip install 'i2i[hub]')"
+            "(or pip install 'i2i-toolkit[hub]')"
         ) from None
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))

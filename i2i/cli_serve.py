@@ -34,7 +34,7 @@ def serve(port: int, host: str, roots: tuple[Path, ...], open_browser: bool, dev
       i2i serve                                  # http://127.0.0.1:8765/ with the bundled x4 model
       i2i serve --open --root ~/models           # also offer the model files under ~/models
       i2i serve --port 0 --device cuda:1         # any free port, the second GPU
-      pip install 'i2i[serve]'                   # starlette, uvicorn and python-multipart
+      pip install 'i2i-toolkit[serve]'                   # starlette, uvicorn and python-multipart
     """
     from i2i.serve.server import require_dependencies
 

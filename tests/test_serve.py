@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("starlette", reason="the web UI needs the [serve] extra: pip install 'i2i[serve]'")
-pytest.importorskip("multipart", reason="the web UI needs the [serve] extra: pip install 'i2i[serve]'")
-pytest.importorskip("uvicorn", reason="the web UI needs the [serve] extra: pip install 'i2i[serve]'")
+pytest.importorskip("starlette", reason="the web UI needs the [serve] extra: pip install 'i2i-toolkit[serve]'")
+pytest.importorskip("multipart", reason="the web UI needs the [serve] extra: pip install 'i2i-toolkit[serve]'")
+pytest.importorskip("uvicorn", reason="the web UI needs the [serve] extra: pip install 'i2i-toolkit[serve]'")
 
 from click.testing import CliRunner  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
@@ -256,7 +256,7 @@ def test_serve_command_help_missing_extra_and_busy_port(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the [serve] extra were not installed
     result = runner.invoke(main, ["serve"])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == ["Error: i2i serve needs uvicorn: pip install 'i2i[serve]'"]
+    assert result.output.strip().splitlines() == ["Error: i2i serve needs uvicorn: pip install 'i2i-toolkit[serve]'"]
 
 
 # ----------------------------------------------------------------------------- the page in a browser

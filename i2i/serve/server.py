@@ -23,7 +23,7 @@ def require_dependencies() -> None:
     """Raise :class:`UsageError` naming the extra when a package of the web UI is not installed."""
     missing = [package for module, package in DEPENDENCIES.items() if importlib.util.find_spec(module) is None]
     if missing:
-        raise UsageError(f"i2i serve needs {', '.join(missing)}: pip install 'i2i[serve]'")
+        raise UsageError(f"i2i serve needs {', '.join(missing)}: pip install 'i2i-toolkit[serve]'")
 
 
 def is_loopback(host: str) -> bool:

@@ -144,6 +144,10 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_last: int = 3
     deterministic: bool = False
+    # Weights & Biases (optional extra i2i[wandb]); the run name defaults to the run folder's.
+    wandb: bool = False
+    wandb_project: str = "i2i"
+    wandb_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,10 +194,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], where)
+        return _coerce(value, options[0], where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}.")
@@ -224,7 +228,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where} must be a string, got {value!r}.")
         return str(value)
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, where)
     return value
 
@@ -364,12 +368,12 @@ _MODEL_SIZE_KEYS = ("channels", "num_blocks", "num_downs", "n_layers", "num_feat
 
 def _check_ranges(config: RunConfig) -> None:
     """Refuse integers outside their range, naming the key, the value and the range."""
-    for section, minima in _MINIMA.items():
-        values = getattr(config, section)
+    for section_name, minima in _MINIMA.items():
+        values = getattr(config, section_name)
         for key, low in minima.items():
             value = getattr(values, key)
             if value < low:
-                raise ConfigError(f"{section}.{key} is {value}; it must be an integer >= {low}.")
+                raise ConfigError(f"{section_name}.{key} is {value}; it must be an integer >= {low}.")
     if not 0.0 <= config.data.color_jitter:
         raise ConfigError(f"data.color_jitter is {config.data.color_jitter}; it must be >= 0.")
     if not config.schedule.gamma > 0:
@@ -381,15 +385,15 @@ def _check_ranges(config: RunConfig) -> None:
     task = config.task
     for f in dataclasses.fields(task):
         value = getattr(task, f.name)
-        sections = {f"task.{f.name}": value} if isinstance(value, Mapping) else {}
+        sections: dict[str, Mapping[str, Any]] = {f"task.{f.name}": value} if isinstance(value, Mapping) else {}
         if f.name.endswith("channels") and isinstance(value, int) and value < 1:
             raise ConfigError(f"task.{f.name} is {value}; it must be an integer >= 1.")
-        for where, section in sections.items():
+        for section_name, section in sections.items():
             for key, item in section.items():
                 if isinstance(item, int) and not isinstance(item, bool) and key.endswith(_MODEL_SIZE_KEYS):
                     low = 0 if key == "n_layers" else 1
                     if item < low:
-                        raise ConfigError(f"{where}.{key} is {item}; it must be an integer >= {low}.")
+                        raise ConfigError(f"{section_name}.{key} is {item}; it must be an integer >= {low}.")
 
 
 def validate(config: RunConfig) -> None:

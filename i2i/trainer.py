@@ -12,9 +12,11 @@ Run folder layout::
     RUN/checkpoints/latest.pt  full training state (also step_NNNNNNN.pt, the last K kept)
     RUN/generator.safetensors  exported generator(s), self-describing (plus *_ema when EMA is on)
     RUN/metrics.jsonl          one JSON object per log or validation event
+    RUN/train.log              the lines the run printed, time-stamped (a resumed run appends)
     RUN/tb/                    TensorBoard scalars
+    RUN/wandb/, RUN/wandb_id   the Weights & Biases run, when train.wandb is on
     RUN/samples/step_*.png     input | output | target grids
-    RUN/index.html             the samples and latest metrics, by step
+    RUN/index.html             loss and validation curves, validation numbers by step, samples
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from i2i.training.ema import EMA
 from i2i.training.hooks import Hook, default_hooks
 from i2i.training.loop_context import LoopContext
 from i2i.training.preflight import check_inputs
-from i2i.training.run_log import RunLog, new_run_dir
+from i2i.training.run_log import RunLog, new_run_dir, start_banner
 from i2i.training.schedule import build_schedulers, total_steps
 from i2i.training.signals import StopRequest
 from i2i.training.validation import evaluate, evaluation_mode
@@ -86,7 +88,7 @@ class Trainer:
             keep_freed_host_memory()
         if self.resume_state is None:
             self.run_dir = new_run_dir(config, self.world_size)
-        self.run_log = RunLog(self.run_dir, enabled=self.is_main)
+        self.run_log = RunLog(self.run_dir, enabled=self.is_main, config=config)
         self.context = LoopContext(self.device, self.autocast_dtype, fused_optimizer=t.fused_optimizer, printer=self.print)
         self.stop = StopRequest(self.print)
         self.step = 0
@@ -94,6 +96,7 @@ class Trainer:
         self.ema = EMA({}, (), 0.0)
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.val_loader: DataLoader | None = None
+        self.data_sizes: tuple[int, int | None] = (0, None)  # training and validation items
         self.hooks: list[Hook] = []
         self._extra_hooks: list[Hook] = []
         self.batch: dict = {}
@@ -155,12 +158,14 @@ class Trainer:
     def _prepare_data(self, task: Task) -> tuple[DataLoader, ResumableSampler]:
         cfg, ranks = self.config, {"rank": self.rank, "world_size": self.world_size, "device": self.device}
         train_set = task.build_dataset(cfg.data.train_split, train=True)
+        self.data_sizes = (len(train_set), None)
         loader, sampler = build_loader(train_set, cfg, train=True, **ranks)
         self.steps_per_epoch = steps_per_epoch(len(train_set), cfg.data.batch_size, self.world_size)
         self.total_steps = total_steps(cfg, self.steps_per_epoch)
         try:
             val_set = task.build_dataset(cfg.data.val_split, train=False)
             self.val_loader = build_loader(val_set, cfg, train=False, **ranks)[0]
+            self.data_sizes = (len(train_set), len(val_set))
         except DataError as exc:
             self.val_loader = None
             self.print(f"Validation is off: {exc}".splitlines()[0])
@@ -193,6 +198,8 @@ class Trainer:
             task.optimizers, self.config.schedule, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps
         )
         self._start_or_resume()
+        self.print(self._banner())
+        self.run_log.start()
         self.hooks = [*default_hooks(self.config), *self._extra_hooks]
         with self.stop.installed():
             try:
@@ -200,6 +207,16 @@ class Trainer:
             finally:
                 self.run_log.close()
         return self.run_dir
+
+    def _banner(self) -> str:
+        cfg = self.config
+        precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+        return start_banner(
+            task=cfg.task.name, device=str(self.device), precision=precision, processes=self.world_size,
+            train_items=self.data_sizes[0], val_items=self.data_sizes[1], data_root=cfg.data.root,
+            batch_size=cfg.data.batch_size, steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
+            start_step=self.step, run_dir=self.run_dir,
+        )
 
     def _loop(self, loader: DataLoader, sampler: ResumableSampler) -> None:
         for hook in self.hooks:
@@ -248,7 +265,7 @@ class Trainer:
         with self.evaluating() as networks:
             result = evaluate(
                 self.task, networks, self.val_loader, to_device=self.to_device,
-                world_size=self.world_size, device=self.device,
+                world_size=self.world_size, device=self.device, progress=self.is_main,
             )
         self.run_log.event({"step": self.step, **result})
         self.print(f"step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))

@@ -14,6 +14,7 @@ import torch
 from conftest import tiny_pix2pix
 from i2i.checkpoint import load_generator, load_training_state
 from i2i.config import ConfigError, parse_config
+from i2i.errors import UsageError
 from i2i.trainer import Trainer, TrainingError
 from i2i.training.hooks import Hook
 from i2i.training.schedule import lr_factor
@@ -173,3 +174,73 @@ def test_ddp_two_gloo_processes_hold_identical_weights(demo_data, tmp_path):
     lines = (tmp_path / "runs" / "run" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(l)["step"] for l in lines if "loss/D" in l]
     assert steps == [2, 4]
+
+
+def _wandb_history(run_file: Path) -> list[dict]:
+    """The history rows of an offline W&B run file: a LevelDB-style log (a 7-byte ':W&B' header,
+    then records of 32 KiB blocks, each chunk behind a 7-byte header: crc, length, type) of
+    protobuf ``Record`` messages."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, block, pending, rows = run_file.read_bytes(), 7, 32768, b"", []
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        pending += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a full record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+    return rows
+
+
+def test_wandb_offline_run_holds_the_logged_metrics(demo_data, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for name, value in {"SILENT": "true", "CONSOLE": "off", "X_DISABLE_STATS": "true", "X_DISABLE_MACHINE_INFO": "true",
+                        "DISABLE_GIT": "true", "DISABLE_CODE": "true"}.items():  # less start-up work on a shared CPU
+        monkeypatch.setenv(f"WANDB_{name}", value)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    (tmp_path / "wandb_dir").mkdir()
+    trainer = _fit(tiny_pix2pix(demo_data / "gray2color", tmp_path, max_steps=2, val_every=1, wandb=True, wandb_project="p"))
+    wandb.teardown()  # W&B's service writes the run file's last records when it stops, as at process exit
+    (run_file,) = (tmp_path / "wandb_dir").glob("wandb/offline-run-*/run-*.wandb")
+    assert run_file.stem == "run-" + (trainer.run_dir / "wandb_id").read_text()
+    history = _wandb_history(run_file)
+    logged: dict[int, dict] = {}
+    for row in history:
+        logged.setdefault(row["_step"], {}).update({k: v for k, v in row.items() if not k.startswith("_")})
+    expected: dict[int, dict] = {}
+    for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        expected.setdefault(record.pop("step"), {}).update(record)
+    assert set(logged) == {1, 2} == set(expected)
+    for step, values in expected.items():
+        assert values.keys() <= logged[step].keys()
+        assert all(logged[step][k] == pytest.approx(v) for k, v in values.items()), step
+
+
+def test_wandb_on_without_the_package_is_one_clear_error(demo_data, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"pip install 'i2i\[wandb\]'"):
+        Trainer(parse_config(tiny_pix2pix(demo_data / "gray2color", tmp_path, max_steps=1, wandb=True)))
+    assert not (tmp_path / "run").exists()
+
+
+def test_wandb_that_cannot_start_stops_before_the_first_step(demo_data, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+
+    def no_login(**kwargs):
+        raise wandb.errors.UsageError("No API key configured.")
+
+    monkeypatch.setattr(wandb, "init", no_login)
+    trainer = Trainer(parse_config(tiny_pix2pix(demo_data / "gray2color", tmp_path, max_steps=2, wandb=True)))
+    with pytest.raises(UsageError, match=r"^Weights & Biases did not start: No API key configured\. .*WANDB_MODE=offline"):
+        trainer.fit()
+    assert trainer.step == 0 and not (trainer.run_dir / "checkpoints").exists()

@@ -16,7 +16,7 @@ from i2i.errors import TrainingError
 from i2i.training.checkpointing import preserved_rng, save_checkpoint
 from i2i.training.data import first_items
 from i2i.training.distributed import mean_over_ranks
-from i2i.training.samples import write_samples
+from i2i.training.samples import refresh_run_page, write_samples
 
 if TYPE_CHECKING:
     from i2i.config import RunConfig
@@ -119,6 +119,8 @@ class LossLogHook(Hook):
         record = {"step": trainer.step, "epoch": epoch, "lr": lr}
         record.update({f"loss/{n}": v for n, v in zip(names, floats)})
         trainer.run_log.event(record)
+        losses = ", ".join(f"loss/{n} {v:.4g}" for n, v in zip(names, floats))
+        trainer.run_log.note(f"step {trainer.step}: lr {lr:.3g}, {losses}")
         trainer.run_log.show({n: f"{v:.3g}" for n, v in zip(names, floats)})
 
 
@@ -165,18 +167,19 @@ class SampleHook(Hook):
 
 
 class ValidationHook(Hook):
-    """Validation every ``every`` steps and at the end (:meth:`Trainer.validate`)."""
+    """Validation every ``every`` steps and at the end (:meth:`Trainer.validate`); the run page is
+    rewritten after each, so its numbers are the ones just measured, under their own step."""
 
     def __init__(self, every: int) -> None:
         self.every = every
 
     def after_step(self, trainer: "Trainer") -> None:
-        if _due(trainer, self.every):
-            trainer.validate()
+        if _due(trainer, self.every) and trainer.validate() is not None:
+            refresh_run_page(trainer)
 
     def after_train(self, trainer: "Trainer") -> None:
-        if not trainer.stopped and not _due(trainer, self.every):
-            trainer.validate()
+        if not trainer.stopped and not _due(trainer, self.every) and trainer.validate() is not None:
+            refresh_run_page(trainer)
 
 
 def default_hooks(config: "RunConfig") -> list[Hook]:

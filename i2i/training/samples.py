@@ -1,5 +1,6 @@
 """Sample grids: a few images through the task's networks, written as ``samples/step_N.png``
-beside the run's HTML page."""
+beside the run's HTML page, which :func:`refresh_run_page` rewrites after every grid and every
+validation."""
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from i2i.trainer import Trainer
 
-__all__ = ["render_grid", "write_samples", "latest_metrics"]
+__all__ = ["render_grid", "write_samples", "read_metrics", "latest_metrics", "refresh_run_page"]
 
 
 def render_grid(task: Task, images: dict[str, torch.Tensor]) -> np.ndarray:
@@ -38,19 +39,40 @@ def render_grid(task: Task, images: dict[str, torch.Tensor]) -> np.ndarray:
     return (grid.permute(1, 2, 0).float().cpu().numpy() * 255.0).round().astype(np.uint8)
 
 
-def latest_metrics(run_dir: "Path") -> dict[str, float]:
-    """The latest value of every float metric in ``metrics.jsonl``."""
-    latest: dict[str, Any] = {}
+def read_metrics(run_dir: "Path") -> list[dict[str, Any]]:
+    """``metrics.jsonl``'s records in order; a torn or unparsable line is skipped."""
+    records: list[dict[str, Any]] = []
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
-        for line in metrics.read_text().splitlines():
+        for line in metrics.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:  # a line torn by a full disk; the run log reports it on resume
                 continue
             if isinstance(record, dict):
-                latest.update(record)
+                records.append(record)
+    return records
+
+
+def latest_metrics(run_dir: "Path") -> dict[str, float]:
+    """The latest value of every float metric in ``metrics.jsonl``."""
+    latest: dict[str, Any] = {}
+    for record in read_metrics(run_dir):
+        latest.update(record)
     return {k: v for k, v in latest.items() if isinstance(v, float)}
+
+
+def refresh_run_page(trainer: "Trainer") -> None:
+    """Rewrite the run's ``index.html`` from ``metrics.jsonl`` and the grids so far (main process)."""
+    if not trainer.is_main or trainer.task is None:
+        return
+    write_run_page(
+        trainer.run_dir,
+        step=trainer.step,
+        total_steps=trainer.total_steps,
+        columns="; ".join(" | ".join(group) for group in trainer.task.sample_rows()),
+        records=read_metrics(trainer.run_dir),
+    )
 
 
 def write_samples(trainer: "Trainer", batch: dict | None) -> None:
@@ -63,10 +85,4 @@ def write_samples(trainer: "Trainer", batch: dict | None) -> None:
     with trainer.evaluating() as networks:
         images = task.predict(batch, networks)
     write_image(trainer.run_dir / "samples" / f"step_{trainer.step:07d}.png", render_grid(task, images))
-    write_run_page(
-        trainer.run_dir,
-        step=trainer.step,
-        total_steps=trainer.total_steps,
-        columns="; ".join(" | ".join(group) for group in task.sample_rows()),
-        metrics=latest_metrics(trainer.run_dir),
-    )
+    refresh_run_page(trainer)

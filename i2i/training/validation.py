@@ -40,12 +40,16 @@ def evaluate(
     to_device: Callable[[dict], dict],
     world_size: int,
     device: torch.device,
+    progress: bool = False,
 ) -> dict[str, float]:
     """``val/<name>`` means of :meth:`Task.validation_metrics` over the split (every rank's share),
-    plus :meth:`Task.validation_summary`. Call inside :func:`evaluation_mode`."""
+    plus :meth:`Task.validation_summary`. Call inside :func:`evaluation_mode`. ``progress`` shows
+    a bar (rate, ETA) that is cleared when done, under the training bar."""
+    from tqdm import tqdm
+
     totals: dict[str, float] = {}
     n = 0
-    for batch in loader:
+    for batch in tqdm(loader, desc="validation", unit="batch", leave=False, disable=not progress, dynamic_ncols=True):
         batch = task.augment(to_device(batch), train=False)
         for k, v in task.validation_metrics(task.predict(batch, dict(networks))).items():
             totals[k] = totals.get(k, 0.0) + v

@@ -87,11 +87,12 @@ def _add_command_modules() -> None:
     from i2i.cli_eval import eval_command
     from i2i.cli_infer import export, translate, upscale, video
     from i2i.cli_serve import serve
+    from i2i.cli_test import test_command
     from i2i.cli_train import train
 
     main.add_command(data_group)
     main.add_command(eval_command)
-    for command in (train, translate, upscale, video, export, serve):
+    for command in (train, translate, upscale, video, export, serve, test_command):
         main.add_command(command)
 
 

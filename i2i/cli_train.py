@@ -14,7 +14,7 @@ from i2i.cli_common import CONTEXT, user_errors
 @click.option("--resume", type=click.Path(exists=True, path_type=Path), help="Run folder or checkpoint file to continue.")
 @click.option("--init-from", metavar="MODEL", help="Start the generator from a trained file, run folder, bundled name (x4), pretrained name "
               "(`i2i models --pretrained`, e.g. facades_label2photo) or URL.")
-@click.option("--wandb", "use_wandb", is_flag=True, help="Also log to Weights & Biases (train.wandb=true; needs pip install 'i2i[wandb]'; "
+@click.option("--wandb", "use_wandb", is_flag=True, help="Also log to Weights & Biases (train.wandb=true; needs pip install 'i2i-toolkit[wandb]'; "
               "WANDB_MODE=offline keeps it local).")
 @click.option("--dry-run", is_flag=True, help="Check the config, device and data folder, print the resolved config and exit; writes nothing.")
 @user_errors

@@ -144,7 +144,11 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_last: int = 3
     deterministic: bool = False
-    # Weights & Biases (optional extra i2i[wandb]); the run name defaults to the run folder's.
+    # TensorBoard scalars in RUN/tb when the tensorboard package is installed (the [tensorboard]
+    # extra); without it the run says so once and goes on: metrics.jsonl and the run page have
+    # every number.
+    tensorboard: bool = True
+    # Weights & Biases (optional extra i2i-toolkit[wandb]); the run name defaults to the run folder's.
     wandb: bool = False
     wandb_project: str = "i2i"
     wandb_name: str = ""

@@ -228,7 +228,7 @@ def test_wandb_offline_run_holds_the_logged_metrics(demo_data, tmp_path, monkeyp
 
 def test_wandb_on_without_the_package_is_one_clear_error(demo_data, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
-    with pytest.raises(ConfigError, match=r"pip install 'i2i\[wandb\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'i2i-toolkit\[wandb\]'"):
         Trainer(parse_config(tiny_pix2pix(demo_data / "gray2color", tmp_path, max_steps=1, wandb=True)))
     assert not (tmp_path / "run").exists()
 
@@ -244,3 +244,14 @@ def test_wandb_that_cannot_start_stops_before_the_first_step(demo_data, tmp_path
     with pytest.raises(UsageError, match=r"^Weights & Biases did not start: No API key configured\. .*WANDB_MODE=offline"):
         trainer.fit()
     assert trainer.step == 0 and not (trainer.run_dir / "checkpoints").exists()
+
+
+def test_tensorboard_is_optional_and_can_be_turned_off(demo_data, tmp_path, monkeypatch, capsys):
+    """TensorBoard is an extra: without the package a run says so once and goes on; off, no tb/."""
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    trainer = _fit(tiny_pix2pix(demo_data / "gray2color", tmp_path / "missing", max_steps=4))
+    assert capsys.readouterr().out.count("TensorBoard logging is off (pip install 'i2i-toolkit[tensorboard]'") == 1
+    assert not (trainer.run_dir / "tb").exists() and (trainer.run_dir / "metrics.jsonl").read_text().count("\n") >= 2
+    monkeypatch.delitem(sys.modules, "torch.utils.tensorboard")
+    trainer = _fit(tiny_pix2pix(demo_data / "gray2color", tmp_path / "off", max_steps=2, tensorboard=False))
+    assert "TensorBoard" not in capsys.readouterr().out and not (trainer.run_dir / "tb").exists()

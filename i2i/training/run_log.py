@@ -44,7 +44,7 @@ class WandbRun:
             import wandb
         except ImportError:
             raise ConfigError(
-                "train.wandb is on but the wandb package is not installed: pip install 'i2i[wandb]' "
+                "train.wandb is on but the wandb package is not installed: pip install 'i2i-toolkit[wandb]' "
                 "(or drop --wandb / set train.wandb=false)."
             ) from None
         self._wandb = wandb
@@ -76,6 +76,23 @@ class WandbRun:
                 f"Weights & Biases did not start: {reason}. Run "
                 "`wandb login`, or keep the run local with WANDB_MODE=offline, or drop --wandb / train.wandb."
             ) from None
+
+    def _log_tensorboard(self, record: dict[str, Any]) -> None:
+        if self._tb is None and self._tb_wanted:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # torch's writer needs the tensorboard package, an optional extra
+                self._tb_wanted = False
+                self.print("TensorBoard logging is off (pip install 'i2i-toolkit[tensorboard]' to have it); "
+                           "metrics.jsonl and the run page hold every number.")
+                return
+            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+        if self._tb is None:
+            return
+        for k, v in record.items():
+            if k not in ("step", "epoch") and isinstance(v, (int, float)):
+                self._tb.add_scalar(k, v, record["step"])
+        self._tb.flush()
 
     def close(self) -> None:
         if self._run is not None:
@@ -111,6 +128,7 @@ class RunLog:
         self.enabled = enabled
         self._bar: Any = None
         self._tb: Any = None
+        self._tb_wanted = config.train.tensorboard if config is not None else True
         self._pending: list[str] = []
         # Checked at once, so a missing package stops the run before anything is written.
         self._wandb = WandbRun(run_dir, config) if enabled and config is not None and config.train.wandb else None
@@ -202,16 +220,26 @@ class RunLog:
                 f.write(json.dumps(record) + "\n")
         except OSError as exc:  # a full disk: the checkpoint that follows reports it; a log never stops a run
             self.print(f"Warning: could not append to {self.run_dir / 'metrics.jsonl'} ({exc.strerror or exc}).")
-        if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
+        self._log_tensorboard(record)
+        if self._wandb is not None:
+            self._wandb.log(record)
 
+    def _log_tensorboard(self, record: dict[str, Any]) -> None:
+        if self._tb is None and self._tb_wanted:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # torch's writer needs the tensorboard package, an optional extra
+                self._tb_wanted = False
+                self.print("TensorBoard logging is off (pip install 'i2i-toolkit[tensorboard]' to have it); "
+                           "metrics.jsonl and the run page hold every number.")
+                return
             self._tb = SummaryWriter(str(self.run_dir / "tb"))
+        if self._tb is None:
+            return
         for k, v in record.items():
             if k not in ("step", "epoch") and isinstance(v, (int, float)):
                 self._tb.add_scalar(k, v, record["step"])
         self._tb.flush()
-        if self._wandb is not None:
-            self._wandb.log(record)
 
     def close(self) -> None:
         if self._bar is not None:

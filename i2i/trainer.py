@@ -94,7 +94,7 @@ class Trainer:
         self.step = 0
         self.task: Task | None = None
         self.ema = EMA({}, (), 0.0)
-        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
         self.val_loader: DataLoader | None = None
         self.data_sizes: tuple[int, int | None] = (0, None)  # training and validation items
         self.hooks: list[Hook] = []
@@ -115,11 +115,18 @@ class Trainer:
     def to_device(self, batch: dict) -> dict:
         return to_device(batch, self.device, channels_last=self.config.train.channels_last)
 
+    @property
+    def built_task(self) -> Task:
+        """The task, once :meth:`setup_task` has built it (every step, hook and checkpoint runs after)."""
+        if self.task is None:
+            raise RuntimeError("the task is used before setup_task() built it")
+        return self.task
+
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[dict[str, nn.Module]]:
         """The networks to evaluate (EMA copies where kept) in eval mode, without gradients; the
         random-number state is left as it was, so evaluating never changes training."""
-        networks = self.ema.evaluation_networks(self.task.networks)
+        networks = self.ema.evaluation_networks(self.built_task.networks)
         with preserved_rng(), evaluation_mode(networks, self.context.autocast) as evaluated:
             yield evaluated
 
@@ -156,7 +163,8 @@ class Trainer:
         return task
 
     def _prepare_data(self, task: Task) -> tuple[DataLoader, ResumableSampler]:
-        cfg, ranks = self.config, {"rank": self.rank, "world_size": self.world_size, "device": self.device}
+        cfg = self.config
+        ranks: dict[str, Any] = {"rank": self.rank, "world_size": self.world_size, "device": self.device}
         train_set = task.build_dataset(cfg.data.train_split, train=True)
         self.data_sizes = (len(train_set), None)
         loader, sampler = build_loader(train_set, cfg, train=True, **ranks)
@@ -244,9 +252,9 @@ class Trainer:
         self.batch = self.to_device(batch)
         for hook in self.hooks:
             hook.before_step(self)
-        task_batch = self.task.augment(dict(self.batch), train=True)
+        task_batch = self.built_task.augment(dict(self.batch), train=True)
         with self.context.autocast():
-            losses = self.task.train_step(task_batch)
+            losses = self.built_task.train_step(task_batch)
         self.losses = {**losses, **self.context.take_logged()}
         self.context.end_iteration()
         self.step += 1
@@ -261,10 +269,10 @@ class Trainer:
         logged and returned (None without a validation split)."""
         if self.val_loader is None:
             return None
-        broadcast_buffers([*self.task.networks.values(), *self.ema.models.values()], self.world_size)
+        broadcast_buffers([*self.built_task.networks.values(), *self.ema.models.values()], self.world_size)
         with self.evaluating() as networks:
             result = evaluate(
-                self.task, networks, self.val_loader, to_device=self.to_device,
+                self.built_task, networks, self.val_loader, to_device=self.to_device,
                 world_size=self.world_size, device=self.device, progress=self.is_main,
             )
         self.run_log.event({"step": self.step, **result})

@@ -126,7 +126,15 @@ def detect_layout(root: Path, split: str) -> str:
     )
 
 
-class PairedDataset(Dataset):
+class SizedDataset(Dataset):
+    """A map-style data set that knows its length, which the loop counts epochs in: the base of
+    every data set a task builds."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class PairedDataset(SizedDataset):
     """Pairs of images for pix2pix.
 
     Items are ``{"a": (Ca, H, W), "b": (Cb, H, W), "path": str}`` float tensors in ``value_range``,
@@ -232,7 +240,7 @@ class PairedDataset(Dataset):
         return {"a": a, "b": b, "path": str(self.items[index][0])}
 
 
-class UnalignedDataset(Dataset):
+class UnalignedDataset(SizedDataset):
     """Two unpaired domains for CycleGAN: ``root/<split>A/`` and ``root/<split>B/``.
 
     The length is the larger domain. Item ``i`` takes A image ``i mod |A|`` and a B image drawn at

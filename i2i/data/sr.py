@@ -23,8 +23,9 @@ import kornia.augmentation as K
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import get_worker_info
 
+from i2i.data.datasets import SizedDataset
 from i2i.data.io import list_images, read_image, read_image_size
 from i2i.errors import ConfigError, DataError, format_problems
 from i2i.imageops import convert_channels, image_to_tensor
@@ -56,7 +57,7 @@ def tile_positions(length: int, tile: int) -> list[int]:
     return starts
 
 
-class SRDataset(Dataset):
+class SRDataset(SizedDataset):
     """Items ``{"a": LR (C, h, w), "b": HR (C, s*h, s*w), "path": str}``, float in [0, 1].
 
     In the HR-only layout ``"a"`` is a zero placeholder of the LR size: the task replaces it with

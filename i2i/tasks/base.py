@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from i2i.config import check_choice
+from i2i.data.datasets import SizedDataset
 from i2i.errors import ConfigError, TrainingError
 from i2i.layers import INIT_TYPES, init_weights
 from i2i.losses import GAN_MODES
@@ -185,7 +185,7 @@ class Task:
         self._context: TrainingContext | None = None
 
     # --- set-up -------------------------------------------------------------------------------
-    def build_dataset(self, split: str, *, train: bool) -> Dataset:
+    def build_dataset(self, split: str, *, train: bool) -> SizedDataset:
         """The data set of ``split`` for training (``train=True``) or validation."""
         raise NotImplementedError
 

@@ -22,7 +22,6 @@ from i2i.errors import TrainingError, UsageError
 from i2i.training.distributed import broadcast_buffers, gather_objects
 
 if TYPE_CHECKING:
-    from i2i.tasks.base import Task
     from i2i.trainer import Trainer
 
 __all__ = [
@@ -137,15 +136,9 @@ def preserved_rng() -> Iterator[None]:
         set_rng_state(state)
 
 
-def _built_task(trainer: "Trainer") -> "Task":
-    if trainer.task is None:
-        raise RuntimeError("the trainer's task is built before any checkpoint is saved or restored")
-    return trainer.task
-
-
 def training_state(trainer: "Trainer") -> dict[str, Any]:
     """The full state of ``trainer`` at its current step (a collective under DDP: every rank calls it)."""
-    task = _built_task(trainer)
+    task = trainer.built_task
     return {
         "format": FORMAT,
         "step": trainer.step,
@@ -167,7 +160,7 @@ def restore_training_state(trainer: "Trainer", state: dict[str, Any]) -> None:
 
     (Networks and EMA copies are restored when the task is set up, before they are wrapped.)
     """
-    task = _built_task(trainer)
+    task = trainer.built_task
     for name, opt in task.optimizers.items():
         saved = state["optimizers"][name]
         # How the update runs (fused, foreach) is this run's setting, not the checkpoint's;
@@ -189,7 +182,7 @@ def restore_training_state(trainer: "Trainer", state: dict[str, Any]) -> None:
 def save_checkpoint(trainer: "Trainer", *, keep: bool) -> None:
     """Write ``latest.pt`` (and ``step_N.pt`` when ``keep``, the last ``train.keep_last`` of them
     kept) and export the task's generators, EMA copies too. Every rank calls it; rank 0 writes."""
-    broadcast_buffers([*_built_task(trainer).networks.values(), *trainer.ema.models.values()], trainer.world_size)
+    broadcast_buffers([*trainer.built_task.networks.values(), *trainer.ema.models.values()], trainer.world_size)
     state = training_state(trainer)
     if not trainer.is_main:
         return
@@ -204,7 +197,7 @@ def save_checkpoint(trainer: "Trainer", *, keep: bool) -> None:
                 old.unlink()
         target = folder / "latest.pt"
         save_training_state(target, state)
-        task = _built_task(trainer)
+        task = trainer.built_task
         for stem, (name, info) in task.exported_generators().items():
             target = trainer.run_dir / f"{stem}.safetensors"
             save_generator(target, _unwrap(task.networks[name]), info)

@@ -4,16 +4,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from i2i.config import RunConfig
-from i2i.data.datasets import ResumableSampler, collate
+from i2i.data.datasets import ResumableSampler, SizedDataset, collate
 
 __all__ = ["build_loader", "to_device", "first_items"]
 
 
 def build_loader(
-    dataset: Dataset, config: RunConfig, *, train: bool, rank: int, world_size: int, device: torch.device
+    dataset: SizedDataset, config: RunConfig, *, train: bool, rank: int, world_size: int, device: torch.device
 ) -> tuple[DataLoader, ResumableSampler]:
     """A loader over this rank's share of ``dataset`` (batches of ``data.batch_size`` for training,
     single items for validation) and its sampler, which resumes mid-epoch."""

@@ -67,14 +67,14 @@ class EMAHook(Hook):
     """Moves the EMA copies towards the live networks after each step."""
 
     def after_step(self, trainer: "Trainer") -> None:
-        trainer.ema.update(trainer.task.networks)
+        trainer.ema.update(trainer.built_task.networks)
 
 
 class ProgressHook(Hook):
     """The progress bar."""
 
     def before_train(self, trainer: "Trainer") -> None:
-        trainer.run_log.open_progress(total=trainer.total_steps, initial=trainer.step, desc=trainer.task.name)
+        trainer.run_log.open_progress(total=trainer.total_steps, initial=trainer.step, desc=trainer.built_task.name)
 
     def after_step(self, trainer: "Trainer") -> None:
         trainer.run_log.advance()

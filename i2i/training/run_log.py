@@ -77,23 +77,6 @@ class WandbRun:
                 "`wandb login`, or keep the run local with WANDB_MODE=offline, or drop --wandb / train.wandb."
             ) from None
 
-    def _log_tensorboard(self, record: dict[str, Any]) -> None:
-        if self._tb is None and self._tb_wanted:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # torch's writer needs the tensorboard package, an optional extra
-                self._tb_wanted = False
-                self.print("TensorBoard logging is off (pip install 'i2i-toolkit[tensorboard]' to have it); "
-                           "metrics.jsonl and the run page hold every number.")
-                return
-            self._tb = SummaryWriter(str(self.run_dir / "tb"))
-        if self._tb is None:
-            return
-        for k, v in record.items():
-            if k not in ("step", "epoch") and isinstance(v, (int, float)):
-                self._tb.add_scalar(k, v, record["step"])
-        self._tb.flush()
-
     def close(self) -> None:
         if self._run is not None:
             self._run.finish()

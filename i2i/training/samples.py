@@ -80,7 +80,7 @@ def write_samples(trainer: "Trainer", batch: dict | None) -> None:
     Only the main process writes."""
     if batch is None or not trainer.is_main:
         return
-    task = trainer.task
+    task = trainer.built_task
     batch = task.augment(trainer.to_device(batch), train=False)
     with trainer.evaluating() as networks:
         images = task.predict(batch, networks)

@@ -41,6 +41,11 @@ Size limit
     ``max_pixels=`` or the ``I2I_MAX_PIXELS`` environment variable raises or lowers it (0: no
     limit of i2i's own; OpenCV keeps its 1-gigapixel limit, ``OPENCV_IO_MAX_IMAGE_PIXELS``).
 
+Metadata
+    :func:`read_metadata` reads an input's ICC profile and EXIF (Pillow, header only) and
+    ``write_image(..., metadata=...)`` carries them into JPEG, PNG, WebP (and the profile into TIFF)
+    without encoding the pixels again, with the EXIF orientation reset to 1 (:mod:`i2i.data.metadata`).
+
 Writing is atomic: the file is encoded in memory, written to a hidden temporary file in the same
 folder, flushed, fsynced and renamed over the target, so an interrupted run never leaves a
 partial image behind.
@@ -66,6 +71,7 @@ from i2i.data.headers import (
     png_truncated,
     stored_size,
 )
+from i2i.data.metadata import ImageMetadata, attach_metadata, exif_payload
 from i2i.errors import DataError, UsageError
 from i2i.files import atomic_write_bytes
 from i2i.imageops import MAX_VALUE, check_image_array, to_uint8
@@ -73,14 +79,17 @@ from i2i.imageops import MAX_VALUE, check_image_array, to_uint8
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "ImageMetadata",
     "ImageReadError",
     "count_frames",
     "max_pixel_limit",
     "write_problem",
     "is_image_file",
+    "list_folder",
     "list_images",
     "read_image",
     "read_image_size",
+    "read_metadata",
     "write_image",
 ]
 
@@ -353,7 +362,24 @@ def _composite_on_white(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(blended), 0, max_value).astype(image.dtype)
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | None = None) -> None:
+def read_metadata(path: str | os.PathLike) -> ImageMetadata:
+    """The ICC profile and EXIF of an image file (header only, nothing decoded); empty when it has
+    none or cannot be read (a damaged block never stops a run: the pixels still come through)."""
+    try:
+        from PIL import Image
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as pil_image:
+                info = pil_image.info
+                return ImageMetadata(info.get("icc_profile") or None, exif_payload(info.get("exif")))
+    except Exception:  # noqa: BLE001 - Pillow missing, or a file only OpenCV reads
+        return ImageMetadata()
+
+
+def write_image(
+    path: str | os.PathLike, image: np.ndarray, *, quality: int | None = None, metadata: ImageMetadata | None = None
+) -> None:
     """Write an RGB(A)/gray array to an image file, atomically.
 
     Args:
@@ -363,6 +389,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | No
             ``uint16``.
         quality: 1-100 for ``.jpg``/``.jpeg``/``.webp`` (OpenCV defaults when None: JPEG 95);
             ignored by the lossless formats.
+        metadata: an ICC profile and EXIF (:func:`read_metadata`) to store with the pixels, where
+            the format holds them (see the module docstring).
 
     Format policy: PNG and TIFF store everything as given (16 bits and alpha included). JPEG, BMP
     and WebP hold 8 bits only, so ``uint16`` is scaled to 8 bits (``round(v / 257)``). JPEG holds
@@ -409,7 +437,10 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int | No
         raise DataError(f"cannot write '{path}': OpenCV failed to encode the image ({error})") from error
     if not ok:
         raise DataError(f"cannot write '{path}': OpenCV failed to encode the image as {extension}")
-    atomic_write_bytes(path, encoded.tobytes())
+    data = encoded.tobytes()
+    if metadata:
+        data = attach_metadata(extension, data, metadata, channels=1 if channels == 1 else 3)
+    atomic_write_bytes(path, data)
 
 
 
@@ -422,16 +453,22 @@ def is_image_file(path: str | os.PathLike) -> bool:
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
-    """All image files in a folder, sorted.
+    """All image files in a folder, sorted: :func:`list_folder`'s images."""
+    return list_folder(folder, recursive)[0]
+
+
+def list_folder(folder: str | os.PathLike, recursive: bool = True) -> tuple[list[Path], list[Path]]:
+    """``(images, others)`` in a folder, each sorted: the image files and the other (visible) files.
 
     Args:
         folder: the folder to search.
         recursive: also search sub-folders (symlinked folders are followed once).
 
     Returns:
-        Sorted paths (``folder / relative``) of files with an image extension (any case).
-        Hidden files and hidden folders (name starting with ``.``) are skipped, which also skips
-        the temporary files of an unfinished :func:`write_image`.
+        Sorted paths (``folder / relative``) of files with an image extension (any case), and of
+        the files without one (what a folder run leaves out and reports). Hidden files and hidden
+        folders (name starting with ``.``) are in neither, which also leaves out the temporary files
+        of an unfinished :func:`write_image`.
 
     Raises:
         FileNotFoundError / NotADirectoryError: with the folder named.
@@ -442,6 +479,7 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     if not folder.is_dir():
         raise DataError(f"'{folder}' is a file, not a folder of images")
     found: list[Path] = []
+    others: list[Path] = []
     seen: set[str] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -451,9 +489,7 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         root_path = Path(root)
-        found.extend(
-            root_path / name
-            for name in files
-            if not name.startswith(".") and is_image_file(name) and (root_path / name).is_file()
-        )
-    return sorted(found)
+        for name in files:
+            if not name.startswith(".") and (root_path / name).is_file():
+                (found if is_image_file(name) else others).append(root_path / name)
+    return sorted(found), sorted(others)

@@ -381,3 +381,39 @@ def test_cuda_fp16_batches_and_tiles_match_cpu_fp32():
     out = gpu.translate_images([image, image])
     for result in out:
         assert np.abs(result.astype(int) - reference.astype(int)).max() <= 3  # fp16 rounding
+
+
+def _gray_alpha_png(path, gray: np.ndarray, alpha: np.ndarray) -> None:
+    """A gray + alpha PNG (colour type 4) of 8 or 16 bits, written byte by byte."""
+    import struct
+    import zlib
+
+    depth = 16 if gray.dtype == np.uint16 else 8
+    samples = np.stack([gray, alpha], axis=2).astype(">u2" if depth == 16 else np.uint8)
+    rows = b"".join(b"\x00" + row.tobytes() for row in samples)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", gray.shape[1], gray.shape[0], depth, 4, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gray_with_alpha_into_a_colour_upscaler_comes_back_gray_with_alpha(tmp_path, dtype):
+    # A gray + alpha file reads as RGBA with R = G = B; a colour-mixing network must not tint it.
+    from i2i.data.io import read_image, write_image
+
+    gray = photo(10, 12, channels=1, dtype=dtype)[:, :, 0]
+    alpha = np.linspace(0, np.iinfo(dtype).max, gray.size).astype(dtype).reshape(gray.shape)
+    _gray_alpha_png(tmp_path / "la.png", gray, alpha)
+    image = read_image(tmp_path / "la.png")
+    assert image.shape == (10, 12, 4) and image.dtype == dtype
+    out = tiny_sr(mix=True).translate_image(image)
+    assert out.shape == (20, 24, 4) and out.dtype == dtype
+    assert np.array_equal(out[:, :, 0], out[:, :, 1]) and np.array_equal(out[:, :, 0], out[:, :, 2])
+    assert np.abs(out[::2, ::2, 3].astype(int) - alpha.astype(int)).max() <= np.iinfo(dtype).max // 10
+    colour = tiny_sr(mix=True).translate_image(np.concatenate([photo(10, 12, dtype=dtype), alpha[:, :, None]], axis=2))
+    assert not np.array_equal(colour[:, :, 0], colour[:, :, 1])  # real colour stays colour
+    write_image(tmp_path / "out.png", out)
+    assert np.array_equal(read_image(tmp_path / "out.png"), out)

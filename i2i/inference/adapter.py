@@ -4,7 +4,10 @@
 repeated to RGB for a 3-channel generator, RGB becomes BT.601 luma for a 1-channel one); the output
 has the generator's output channels, so a 1-channel generator gives gray out. With ``keep_gray``
 (on for upscalers, as Real-ESRGAN does) a gray input comes back gray: the colour output is turned
-into BT.601 luma. Alpha (RGBA, or gray + alpha) is split off and put back: carried through untouched
+into BT.601 luma. A gray + alpha file reads as RGBA with R = G = B (:func:`i2i.data.io.read_image`),
+so an RGBA image whose three colour planes are identical counts as gray too and comes back as
+gray + alpha in the same form (R = G = B), not tinted by the network's colour output.
+Alpha (RGBA, or gray + alpha) is split off and put back: carried through untouched
 and, for SR, resized to the output with bilinear interpolation (:func:`~i2i.imageops.merge_alpha`),
 or, with the translator's ``alpha="model"``, upscaled by the network itself as a gray image
 (Real-ESRGAN's default).
@@ -54,6 +57,13 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def _identical_planes(colour: np.ndarray) -> bool:
+    """True when an ``(H, W, 3)`` image is gray stored as colour (R = G = B everywhere)."""
+    return colour.shape[2] == 3 and np.array_equal(colour[:, :, 0], colour[:, :, 1]) and np.array_equal(
+        colour[:, :, 0], colour[:, :, 2]
+    )
+
+
 @dataclass(frozen=True)
 class ImageAdapter:
     """Host images <-> device tensors for one generator.
@@ -86,7 +96,7 @@ class ImageAdapter:
         """An image -> its colour part in the generator's input channels, its alpha, and whether it
         was gray."""
         colour, alpha = split_alpha(check_image(image))
-        gray = colour.shape[2] == 1
+        gray = colour.shape[2] == 1 or (alpha is not None and _identical_planes(colour))
         return Prepared(np.ascontiguousarray(convert_channels(colour, self.in_channels)), alpha, gray)
 
     def alpha_as_input(self, alpha: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from i2i.cli_common import CONTEXT, user_errors
 from i2i.errors import DataError, UsageError, VideoError
 
 _PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # i2i.device.PRECISIONS, without importing torch
+_BACKENDS = ("torch", "onnxruntime")  # i2i.inference.onnx_backend.BACKENDS
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")  # video.PRESETS
 
 
@@ -62,8 +63,14 @@ def _model_options(default_model: str | None) -> Callable[[Callable[..., Any]], 
             click.option("--batch-size", type=click.IntRange(min=1), default=None,
                          help="Same-size images (or tiles, or video frames) per device step (default: 4 on CUDA, 1 on CPU)."),
             click.option("--precision", type=click.Choice(_PRECISIONS), default="auto", show_default=True,
-                         help="auto: fp16 on CUDA (fp32 again if it yields NaN/inf), fp32 on CPU."),
-            click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: on for CUDA)."),
+                         help="auto: fp16 on CUDA (fp32 again if it yields NaN/inf); on the CPU bf16 where it "
+                         "computes bf16 natively (AVX512-BF16 or AMX; I2I_CPU_BF16=0 keeps fp32), else fp32."),
+            click.option("--channels-last/--no-channels-last", default=None,
+                         help="Channels-last memory format for the weights and the input (default: on)."),
+            click.option("--backend", type=click.Choice(_BACKENDS), default="torch", show_default=True,
+                         help="What runs the network: torch, or onnxruntime (fp32; exported to ONNX once and "
+                         "kept under I2I_HOME, or a .onnx file from `i2i export` as --model; CPU, or CUDA and "
+                         "TensorRT with onnxruntime-gpu)."),
             click.option("--compile", "compile_model", is_flag=True, help="torch.compile the generator (slow start, faster long runs)."),
             click.option("--outscale", type=float, default=None, metavar="S",
                          help="Resize the result to S x the input after the network (Lanczos), e.g. 2 or 3.5 "
@@ -72,6 +79,14 @@ def _model_options(default_model: str | None) -> Callable[[Callable[..., Any]], 
                          show_default=True,
                          help="How an upscaler treats transparency: resize the alpha bilinearly, or run it "
                          "through the model as a gray image."),
+            click.option("--norm-mode", type=click.Choice(["auto", "train", "eval"]), default="auto", show_default=True,
+                         help="eval: BatchNorm uses the statistics stored in the file, dropout off. train: each "
+                         "image is normalised with its own statistics and dropout stays on, as "
+                         "pytorch-CycleGAN-and-pix2pix's test.py does without --eval (one whole image per step: "
+                         "no --tile, no --batch-size). auto: train for that project's *_net_G.pth files with "
+                         "BatchNorm or dropout, eval for everything else."),
+            click.option("--seed", type=int, default=None,
+                         help="Make dropout under --norm-mode train repeatable (default: random, as test.py)."),
         ]
         for option in reversed(options):
             fn = option(fn)
@@ -84,18 +99,42 @@ def _translator_options(kwargs: dict) -> dict:
     return dict(
         tile=kwargs.pop("tile"), tile_overlap=kwargs.pop("tile_overlap"), batch_size=kwargs.pop("batch_size"),
         precision=kwargs.pop("precision"), channels_last=kwargs.pop("channels_last"), compile=kwargs.pop("compile_model"),
-        outscale=kwargs.pop("outscale"), alpha=kwargs.pop("alpha_mode"),
+        outscale=kwargs.pop("outscale"), alpha=kwargs.pop("alpha_mode"), norm_mode=kwargs.pop("norm_mode"),
+        seed=kwargs.pop("seed"), backend=kwargs.pop("backend"),
     )
 
 
 def _load_translators(model: str, direction: str | None, devices: list[str], options: dict, option: str = "--device") -> list:
     """One translator per device; every device is checked (DeviceError naming ``option``) before
-    the model is loaded."""
+    the model is loaded. Under torchrun, ``cuda`` and ``auto`` mean this process's GPU
+    (``cuda:LOCAL_RANK``), and processes that share a machine's CPU share its cores."""
     from i2i.device import resolve_device
+    from i2i.inference.runner import usable_cores
+    from i2i.inference.shard import current_shard
     from i2i.inference.translator import Translator
 
-    resolved = [resolve_device(spec, option=option) for spec in devices]
-    first = Translator.from_file(model, direction=direction, device=resolved[0], **options)
+    options = dict(options)
+    backend = options.pop("backend", "torch")
+    shard = current_shard()
+    resolved = [resolve_device(spec, option=option, local_rank=shard.local_rank) for spec in devices]
+    if shard.world_size > 1 and resolved[0].type == "cpu":
+        options["num_threads"] = max(1, usable_cores() // shard.local_world_size)
+    if backend == "onnxruntime":
+        from i2i.inference.onnx_backend import load_onnx_translator
+
+        def announce(path: Path) -> None:
+            click.echo(f"Exporting the model to ONNX once; later runs use {path}", err=True)
+
+        load = functools.partial(load_onnx_translator, on_export=announce)
+    elif str(model).lower().endswith(".onnx"):
+        raise UsageError(f"--model {model}: an ONNX file runs with --backend onnxruntime")
+    else:
+        load = Translator.from_file
+    if not shard.is_main:  # rank 0 downloads and exports once, then the others load the same files
+        shard.barrier()
+    first = load(model, direction=direction, device=resolved[0], **options)
+    if shard.is_main:
+        shard.barrier()
     return [first] + [first.to_device(d) for d in resolved[1:]]
 
 
@@ -123,19 +162,40 @@ def _folder_command(default_model: str | None, name: str) -> Callable[..., Any]:
     ) -> None:
         from i2i.data.io import max_pixel_limit
         from i2i.inference.folder import translate_path
+        from i2i.inference.shard import current_shard
 
         limit = max_pixel_limit(max_pixels)  # a bad I2I_MAX_PIXELS before the model is loaded
         translator = _load_translators(model, direction, [device], _translator_options(kwargs))[0]
+        shard = current_shard()  # under torchrun each process translates its share of the files
         report = translate_path(
             translator, input_path, output_path, overwrite=overwrite, suffix=suffix, ext=ext, quality=quality,
-            allow_inside_input=allow_inside_input, desc=name, max_pixels=limit,
+            allow_inside_input=allow_inside_input, desc=name, max_pixels=limit, progress=shard.is_main, shard=shard,
         )
+        report = _combined_report(shard.gather(report)) if shard.world_size > 1 else report
+        if not shard.is_main:  # rank 0 speaks for every process; the exit status is the same
+            if report.failed:
+                sys.exit(1)
+            return
         if input_path.is_file() and report.failed:  # one image: its problem is the one line
             path, reason = report.failed[0]
             raise DataError(reason if str(path) in reason else f"{path}: {reason}")
         _print_folder_report(report)
 
     return run
+
+
+def _combined_report(reports: list) -> Any:
+    """One report of every process's share, each list sorted by path."""
+    combined = type(reports[0])()
+    for part in reports:
+        combined.written += part.written
+        combined.skipped += part.skipped
+        combined.failed += part.failed
+        combined.notes += part.notes
+    combined.unsupported = reports[0].unsupported  # every process lists the same folder
+    for entries in (combined.written, combined.skipped, combined.failed, combined.notes):
+        entries.sort(key=lambda entry: str(entry[0] if isinstance(entry, tuple) else entry))
+    return combined
 
 
 def _print_folder_report(report: Any) -> None:
@@ -178,12 +238,15 @@ def translate(**kwargs: Any) -> None:
     Any image size works; the output has the input's size. Gray, RGBA and 16-bit images keep their
     form. Large images are tiled automatically (--tile to choose). Existing outputs are skipped
     unless --overwrite, so an interrupted run can simply be repeated. A file that fails is reported
-    and the rest go on; the exit status is 1 if any failed.
+    and the rest go on; the exit status is 1 if any failed. Files that are not images are left out
+    and named in the summary. ICC profiles and EXIF are carried into JPEG, PNG and WebP outputs.
 
     \b
     Examples:
       i2i translate --model runs/pix2pix_demo photos/ out/
       i2i translate --model latest_net_G.pth facade.jpg facade_photo.png
+      i2i translate --model facades_label2photo labels/ photos/ --seed 0   # test.py's train mode, repeatable
+      i2i translate --model facades_label2photo labels/ photos/ --norm-mode eval  # as test.py --eval
       i2i translate -m gen.safetensors scans/ out/ --ext jpg --quality 92 --batch-size 8
       i2i translate -m gen.safetensors huge.tif out/ --tile 512 --tile-overlap 32
     """
@@ -207,6 +270,8 @@ def upscale(**kwargs: Any) -> None:
       i2i upscale photos/ photos_x4/ --ext webp --quality 90
       i2i upscale -m runs/srgan_x4 scans/ big/ --tile 256 --precision fp16
       i2i upscale -m RealESRGAN_x4plus.pth photos/ x2/ --outscale 2 --alpha model
+      i2i upscale -m realesr-animevideov3 photos/ photos_x4/ --backend onnxruntime
+      torchrun --nproc-per-node 4 -m i2i upscale photos/ photos_x4/   # 4 processes share the files
     """
     _folder_command("x4", "upscale")(**kwargs)
 
@@ -231,19 +296,31 @@ def upscale(**kwargs: Any) -> None:
 @click.option("--ext", default=None, help="Image format of output frames (default: png from a video, the input's from frames).")
 @click.option("--suffix", default="", help="Appended to frame names (frame folder to frame folder).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality of output frames.")
+@click.option("--segment-seconds", type=click.FloatRange(min=0, min_open=True), default=None, metavar="S",
+              help="Length of the closed segments a video output is written in; a rerun after an interruption "
+              "redoes at most one per process (default: $I2I_VIDEO_SEGMENT_SECONDS, else 10).")
 @_inference_errors
 def video(
     input_path: Path, output_path: Path, model: str, direction: str | None, device: str, start: str | None,
     end: str | None, fps: float | None, crf: int, preset: str, compare: bool, devices: str | None,
     ffmpeg_path: str | None, no_ffmpeg: bool, overwrite: bool, ext: str | None, suffix: str, quality: int | None,
-    **kwargs: Any,
+    segment_seconds: float | None, **kwargs: Any,
 ) -> None:
     """Translate a video, or a folder of numbered frames, into a video or a folder of frames.
 
-    A video output keeps the frame count, the frame rate and the audio (copied, not re-encoded);
-    it is H.264 yuv420p MP4 written by ffmpeg (imageio-ffmpeg ships one). Without ffmpeg, OpenCV
-    writes it and the audio is dropped. A folder output holds one image per frame and is
-    resumable: frames already there are skipped. Frame folders are read in numeric order.
+    A video output has every frame once, each at its source time (a variable-rate video keeps its
+    timing), and the audio and subtitles (copied, not re-encoded). It is H.264 MP4 written by
+    ffmpeg (imageio-ffmpeg ships one) with the source's colour tags (matrix, range, primaries,
+    transfer); a source of more than 8 bits, or a folder of 16-bit frames, gives 10-bit H.264.
+    Without ffmpeg, OpenCV writes 8-bit MPEG-4 and the audio is dropped. A folder output holds one
+    image per frame. Frame folders are read in numeric order.
+
+    Resuming: a video is written in closed segments in OUTPUT.parts/ and joined losslessly at the
+    end; after an error, Ctrl-C or SIGTERM, run the same command again and it continues from the
+    first missing segment. A frame folder output skips the frames already there.
+
+    Under torchrun each process translates its own stretch of the frames; rank 0 joins the video
+    and prints the report.
 
     \b
     Examples:
@@ -254,7 +331,11 @@ def video(
       i2i video frames/ out.mp4 -m x4 --fps 23.976        # a frame folder to a video
       i2i video clip.mp4 frames_out/ -m x4 --end 100      # a video to frames
       i2i video film.mkv film_x4.mkv -m x4 --devices 0,1  # split across two GPUs, joined losslessly
+      i2i video film.mkv film_x4.mkv -m x4 --segment-seconds 30   # interrupted? run it again to resume
+      torchrun --standalone --nproc-per-node 2 -m i2i video film.mkv film_x4.mkv -m x4
     """
+    from i2i.inference.folder import FolderReport
+    from i2i.inference.shard import current_shard
     from i2i.inference.video import VideoOptions, translate_frames, translate_video
 
     if no_ffmpeg and ffmpeg_path:
@@ -263,17 +344,26 @@ def video(
         raise VideoError(f"Input {str(input_path)!r} does not exist.")
     if fps is not None and not input_path.is_dir():
         raise UsageError("--fps is for frame folders; a video keeps its own frame rate")
+    shard = current_shard()
     options = VideoOptions(
         start=start, end=end, fps=fps, crf=crf, preset=preset, compare=compare,
         ffmpeg=None if no_ffmpeg else (ffmpeg_path or "auto"), overwrite=overwrite, ext=ext, suffix=suffix,
-        quality=quality,
+        quality=quality, segment_seconds=segment_seconds, progress=shard.is_main,
     )
     specs, option = _parse_devices(devices, device)
     translators = _load_translators(model, direction, specs, _translator_options(kwargs), option)
-    if input_path.is_dir():
-        _print_video_report(translate_frames(translators, input_path, output_path, options))
-    else:
-        _print_video_report(translate_video(translators, input_path, output_path, options))
+    with warnings.catch_warnings():
+        if not shard.is_main:  # every process meets the same caveats; rank 0 tells them once
+            warnings.simplefilter("ignore")
+        translate = translate_frames if input_path.is_dir() else translate_video
+        report = translate(translators, input_path, output_path, options)
+    if shard.world_size > 1 and isinstance(report, FolderReport):  # a frame folder's shares
+        report = _combined_report(shard.gather(report))
+    if not shard.is_main:  # rank 0 speaks for every process; the exit status is the same
+        if isinstance(report, FolderReport) and report.failed:
+            sys.exit(1)
+        return
+    _print_video_report(report)
 
 
 def _print_video_report(report: Any) -> None:

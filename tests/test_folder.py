@@ -183,13 +183,78 @@ def test_cli_option_mistakes_are_one_line_errors(tree, tmp_path, sr_from_file):
 def test_never_writes_partial_files_even_when_a_write_fails(tree, tmp_path, monkeypatch):
     real = folder_module.write_image
 
-    def flaky(path, image, quality=None):
+    def flaky(path, image, quality=None, metadata=None):
         if path.name == "a.png":
             raise OSError("disk full (simulated)")
-        real(path, image, quality=quality)
+        real(path, image, quality=quality, metadata=metadata)
 
     monkeypatch.setattr(folder_module, "write_image", flaky)
     report = translate_path(tiny_resnet(), tree, tmp_path / "out", progress=False)
     assert [p.name for p, _ in report.failed] == ["a.png"] and "disk full" in report.failed[0][1]
     assert len(report.written) == 3 and not (tmp_path / "out" / "a.png").exists()
     assert os.listdir(tmp_path / "out")  # the others are there
+
+
+def test_unsupported_files_are_listed_in_the_summary_not_failed(tree, tmp_path, sr_from_file):
+    (tree / "notes.txt").write_text("not an image")
+    (tree / "sub" / "clip.gif").write_bytes(b"GIF89a")
+    (tree / ".hidden").write_text("hidden files are not mentioned")
+    result = run("upscale", tree, tmp_path / "out")  # exit status 0: nothing failed
+    summary = result.output.strip().splitlines()[-1]
+    assert "4 written" in summary and "0 failed" in summary
+    assert "2 other file(s) left out, not a supported image type" in summary
+    assert "clip.gif" in summary and "notes.txt" in summary and ".hidden" not in summary
+    report = translate_path(tiny_sr(), tree, tmp_path / "api", progress=False)
+    assert [p.name for p in report.unsupported] == ["notes.txt", "clip.gif"] and not report.failed
+
+
+def test_side_by_side_pairs_into_pix2pix_give_one_warning(tmp_path, monkeypatch):
+    from i2i.checkpoint import GeneratorInfo
+
+    def pix2pix(**options):
+        plain = tiny_resnet(**options)
+        info = GeneratorInfo(model="resnet", kwargs=plain.info.kwargs, task="pix2pix")
+        return Translator(plain.module, info, device="cpu", **options)
+
+    monkeypatch.setattr(Translator, "from_file", staticmethod(lambda path, direction=None, device="cpu", **o: pix2pix(**o)))
+    for name in ("1.jpg", "2.jpg"):
+        write_image(tmp_path / "pairs" / name, photo(16, 32))  # A|B: width == 2 x height
+    result = run("translate", "-m", "m", tmp_path / "pairs", tmp_path / "out")
+    warnings = [line for line in result.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "i2i test RUN_OR_MODEL --data DATASET_ROOT" in warnings[0]
+    assert "2 written" in result.output  # a warning, not a refusal
+
+    write_image(tmp_path / "mixed" / "1.jpg", photo(16, 32))
+    write_image(tmp_path / "mixed" / "2.jpg", photo(16, 30))  # one ordinary picture: no warning
+    assert "Warning:" not in run("translate", "-m", "m", tmp_path / "mixed", tmp_path / "out2").output
+    monkeypatch.setattr(Translator, "from_file", staticmethod(lambda path, direction=None, device="cpu", **o: tiny_resnet(**o)))
+    assert "Warning:" not in run("translate", "-m", "m", tmp_path / "pairs", tmp_path / "out3").output  # not pix2pix
+
+
+@pytest.mark.parametrize("command", ["translate", "upscale", "video"])
+@pytest.mark.parametrize("device", ["foo", "mps"])
+def test_a_device_that_is_not_there_is_one_line_on_every_command(command, device, tmp_path, sr_from_file):
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    write_image(tmp_path / "frames" / "0001.png", photo(8, 8))
+    result = run(command, "-m", "m", "--device", device, tmp_path / "frames", tmp_path / "out", code=2)
+    assert result.output.startswith("Error: --device") and device in result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert sr_from_file == []  # refused before the model is loaded
+
+
+@pytest.mark.parametrize("command", ["translate", "upscale"])
+def test_a_published_discriminator_name_is_refused_before_downloading(command, tmp_path, monkeypatch):
+    from i2i import catalogue
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("nothing may be downloaded")
+
+    monkeypatch.setattr(catalogue, "download_pretrained", no_download)
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "a.png", photo(8, 8))
+    result = run(command, "-m", "RealESRGAN_x4plus_netD", "--device", "cpu", "a.png", "out", code=1)
+    assert result.output.count("\n") == 1 and "is a discriminator" in result.output
+    assert "--model RealESRGAN_x4plus" in result.output and not (tmp_path / "out").exists()

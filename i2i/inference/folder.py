@@ -14,6 +14,15 @@
 * Every output name is planned before anything is written: two inputs that would be written to
   the same output (``a.png`` and ``a.jpg`` with ``ext="webp"``, or names that differ only by case
   on a disk that ignores case) are refused with the list.
+* Files in the folder that are not of a supported image type (``notes.txt``, ``clip.gif``) are
+  left out and listed in the report's summary (how many, and the first names); they are not
+  failures.
+* With a paired pix2pix generator, inputs exactly twice as wide as high (the first few checked, all
+  of them) look like the A|B pairs of a pix2pix data set: a warning says that each is translated as
+  one picture and that ``i2i test`` translates the A halves and compares them with B.
+* An input's ICC profile and EXIF go into its output where the format holds them
+  (:func:`i2i.data.io.read_metadata`, ``write_image(metadata=...)``), the EXIF orientation reset
+  to 1 since the pixels were turned upright when read.
 * A multi-frame input (multi-page TIFF, animated PNG/GIF/WebP) is translated from its first frame
   only, as OpenCV decodes it; the report notes each such file and its frame count.
 * A full, read-only or forbidden disk stops the run with one error naming the file and the
@@ -28,6 +37,7 @@ import functools
 import os
 import re
 import threading
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,36 +48,52 @@ from tqdm import tqdm
 
 from i2i.data.io import (
     IMAGE_EXTENSIONS,
+    ImageMetadata,
     count_frames,
     is_image_file,
+    list_folder,
     list_images,
     max_pixel_limit,
     read_image,
+    read_image_size,
+    read_metadata,
     write_image,
     write_problem,
 )
 from i2i.errors import DataError, ModelError, UsageError, format_problems
 from i2i.inference.pipeline import BoundedPool, Prefetcher, ordered_map
 from i2i.inference.runner import usable_cores
+from i2i.inference.shard import Shard
 from i2i.inference.translator import Translator
 
 __all__ = ["FolderReport", "plan_outputs", "translate_path", "translate_pairs", "natural_key"]
 
 
+_NAMES_SHOWN = 5  # unsupported files named in the summary
+_PAIRS_CHECKED = 8  # inputs whose sizes decide whether a folder looks like pix2pix A|B pairs
+
+
 @dataclass
 class FolderReport:
     """What a folder run did: outputs written, outputs skipped (already there), inputs that failed,
-    and notes on inputs that were translated with a caveat (only the first frame of several)."""
+    notes on inputs that were translated with a caveat (only the first frame of several), and the
+    files left out because they are not of a supported image type."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[tuple[Path, str]] = field(default_factory=list)
+    unsupported: list[Path] = field(default_factory=list)
 
     def summary(self) -> str:
         text = f"{len(self.written)} written, {len(self.skipped)} skipped (exist), {len(self.failed)} failed."
         if self.notes:
             text += f" {len(self.notes)} with several frames, of which only the first was translated."
+        if self.unsupported:
+            names = ", ".join(path.name for path in self.unsupported[:_NAMES_SHOWN])
+            more = f" and {len(self.unsupported) - _NAMES_SHOWN} more" if len(self.unsupported) > _NAMES_SHOWN else ""
+            text += (f" {len(self.unsupported)} other file(s) left out, not a supported image type "
+                     f"({', '.join(IMAGE_EXTENSIONS)}): {names}{more}.")
         return text
 
 
@@ -215,12 +241,13 @@ class _Loaded:
     image: np.ndarray | None = None
     error: str = ""
     note: str = ""
+    metadata: ImageMetadata | None = None
 
 
 def _load(pair: tuple[Path, Path], max_pixels: int) -> _Loaded:
     src, dst = pair
     try:
-        loaded = _Loaded(src, dst, read_image(src, max_pixels=max_pixels))
+        loaded = _Loaded(src, dst, read_image(src, max_pixels=max_pixels), metadata=read_metadata(src))
         frames, kind = count_frames(src)
     except (ValueError, OSError) as exc:
         return _Loaded(src, dst, error=str(exc))
@@ -245,11 +272,11 @@ class _FolderRun:
             self.report.failed.append((src, reason))
             self.bar.update()
 
-    def save(self, src: Path, dst: Path, image: np.ndarray, note: str) -> None:
+    def save(self, src: Path, dst: Path, image: np.ndarray, note: str, metadata: ImageMetadata | None) -> None:
         if self.fatal is not None:
             return  # the disk is full or read-only: later writes would fail the same way
         try:
-            write_image(dst, image, quality=self.quality)
+            write_image(dst, image, quality=self.quality, metadata=metadata)
         except (ValueError, OSError) as exc:
             problem = write_problem(exc) if isinstance(exc, OSError) else None
             if problem is None:
@@ -280,7 +307,7 @@ class _FolderRun:
             self.fail(items[0].src, f"translation failed: {type(exc).__name__}: {exc}")
             return
         for item, output in zip(items, outputs):
-            self.pool.submit(self.save, item.src, item.dst, output, item.note)
+            self.pool.submit(self.save, item.src, item.dst, output, item.note, item.metadata)
 
     def run(self, loaded: Iterable[_Loaded]) -> None:
         """Translate runs of same-size images as batches; every output is written before returning."""
@@ -355,6 +382,23 @@ def translate_pairs(
     return report
 
 
+def looks_like_side_by_side_pairs(translator: Translator, sources: Sequence[Path]) -> bool:
+    """True when ``translator`` is a paired pix2pix generator and the first inputs are all exactly
+    twice as wide as high, like the A|B images of a pix2pix data set (sizes from the headers)."""
+    info = translator.info
+    paired = info.task == "pix2pix" or info.source == "pytorch-CycleGAN-and-pix2pix UnetGenerator"
+    if not paired or translator.scale != 1 or not sources:
+        return False
+    for path in sources[:_PAIRS_CHECKED]:
+        try:
+            height, width = read_image_size(path)
+        except (ValueError, OSError):
+            return False
+        if width != 2 * height:
+            return False
+    return True
+
+
 def translate_path(
     translator: Translator,
     input_path: str | os.PathLike,
@@ -370,14 +414,32 @@ def translate_path(
     natural_order: bool = False,
     desc: str = "translate",
     max_pixels: int | None = None,
+    shard: Shard | None = None,
 ) -> FolderReport:
-    """Translate an image file or every image below a folder; see the module docstring."""
+    """Translate an image file or every image below a folder; see the module docstring.
+
+    With ``shard`` (several processes under torchrun) every process plans all outputs the same
+    way and translates only its own share of them; the report covers that share.
+    """
     limit = max_pixel_limit(max_pixels)  # a bad I2I_MAX_PIXELS is reported before any work
     pairs = plan_outputs(
         Path(input_path), Path(output_path), suffix=suffix, ext=ext, allow_inside_input=allow_inside_input,
         recursive=recursive, natural_order=natural_order,
     )
-    return translate_pairs(
+    if looks_like_side_by_side_pairs(translator, [src for src, _ in pairs]):
+        warnings.warn(
+            f"{str(pairs[0][0])!r} is twice as wide as high, like the A|B pairs of a pix2pix data set, and is "
+            "translated as one picture (both halves together); to translate the A halves and compare the "
+            "results with B, use `i2i test RUN_OR_MODEL --data DATASET_ROOT` instead.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if shard is not None:
+        pairs = shard.take(pairs)
+    report = translate_pairs(
         translator, pairs, overwrite=overwrite, quality=quality, progress=progress, desc=desc, max_pixels=limit
     )
+    if Path(input_path).is_dir():
+        report.unsupported = list_folder(input_path, recursive=recursive)[1]
+    return report
 

@@ -15,6 +15,14 @@ so the output is exactly ``scale`` x the input (``scale`` is 1 for translation, 
 Images that do not fit on the device are cut into overlapping tiles whose outputs are blended with
 feathered weights (:mod:`i2i.inference.tiling`).
 
+**Normalisation mode.** ``norm_mode="eval"`` uses BatchNorm's stored statistics and no dropout;
+``"train"`` normalises each image with its own statistics and keeps dropout on, as
+pytorch-CycleGAN-and-pix2pix's ``test.py`` does by default (see :mod:`~i2i.inference.runner`).
+``"auto"`` (the default) is ``train`` for that project's generator files that hold BatchNorm or
+dropout, so they give what ``test.py`` gives, and ``eval`` for everything else (i2i's own files,
+which validate and sample in eval mode during training, and every upscaler). Train mode translates
+one whole image per forward pass (no tiles, batch size 1).
+
 **Batches.** :meth:`Translator.translate_images` sends images of the same size together, up to
 ``batch_size`` at a time (tiles of one image are batched the same way); the default is 4 on CUDA
 and 1 on the CPU (measured faster there: a batch only adds cache misses).
@@ -32,11 +40,11 @@ from torch import nn
 
 from i2i.checkpoint import GeneratorInfo, load_generator
 from i2i.device import PRECISIONS, resolve_device
-from i2i.errors import UsageError
+from i2i.errors import ModelError, UsageError
 from i2i.imageops import pad_to_multiple
 from i2i.inference.adapter import ImageAdapter
 from i2i.inference.planner import InferenceMemoryError, MemoryPlanner, available_host_memory
-from i2i.inference.runner import Runner, is_out_of_memory, usable_cores, use_cpu_cores
+from i2i.inference.runner import NORM_MODES, Runner, is_out_of_memory, usable_cores, use_cpu_cores
 
 __all__ = [
     "Translator",
@@ -45,6 +53,7 @@ __all__ = [
     "is_out_of_memory",
     "available_host_memory",
     "usable_cores",
+    "resolve_norm_mode",
 ]
 
 
@@ -58,6 +67,58 @@ def _check_output_options(outscale: float | None, alpha: str, scale: int) -> Non
         raise UsageError(f"--alpha {alpha!r} is not a mode; use one of {', '.join(ALPHA_MODES)}")
     if alpha == "model" and scale == 1:
         raise UsageError("--alpha model needs an upscaling model; a translator keeps the alpha as it is")
+
+
+def resolve_norm_mode(norm_mode: str, info: GeneratorInfo) -> str:
+    """``"eval"`` or ``"train"`` for a generator: ``auto`` is ``train`` for pytorch-CycleGAN-and-pix2pix
+    generators with BatchNorm or dropout (what that project's ``test.py`` runs without ``--eval``),
+    ``eval`` otherwise."""
+    if norm_mode not in ("auto", *NORM_MODES):
+        raise UsageError(f"--norm-mode {norm_mode!r} is not a mode; use auto, train or eval")
+    if norm_mode != "auto":
+        return norm_mode
+    official = info.source.startswith("pytorch-CycleGAN-and-pix2pix") and int(info.scale) == 1
+    has_train_behaviour = info.kwargs.get("norm") == "batch" or bool(info.kwargs.get("dropout"))
+    return "train" if official and has_train_behaviour else "eval"
+
+
+def _check_train_mode(tile: int | None, batch_size: int | None, explicit: bool) -> None:
+    """Train-mode normalisation takes its statistics from one whole image: no tiles, no batches."""
+    mode = "--norm-mode train" if explicit else (
+        "this pytorch-CycleGAN-and-pix2pix file runs in train mode, as its test.py does; it"
+    )
+    fix = "add --norm-mode eval to use the stored statistics (tiles and batches allowed)"
+    if tile:
+        raise UsageError(
+            f"--tile {tile}: {mode} normalises each image with its own statistics, which tiles would change; "
+            f"leave out --tile, or {fix}"
+        )
+    if batch_size is not None and batch_size > 1:
+        raise UsageError(
+            f"--batch-size {batch_size}: {mode} normalises with the statistics of the whole batch, so each "
+            f"image must go alone; leave out --batch-size, or {fix}"
+        )
+
+
+def _refuse_published_discriminator(spec: str | Path) -> None:
+    """A catalogue name of a published discriminator (``RealESRGAN_x4plus_netD``) is refused
+    before anything is downloaded; a file of that name, if there is one, is judged by its content."""
+    try:
+        if Path(spec).exists():
+            return
+    except OSError:
+        pass
+    from i2i.catalogue import find_pretrained
+
+    entry = find_pretrained(str(spec))
+    if entry is None or entry.kind != "discriminator":
+        return
+    generator = entry.name.removesuffix("_netD")
+    instead = f"--model {generator}" if find_pretrained(generator) is not None else "a generator's name"
+    raise ModelError(
+        f"{str(spec)!r} is a discriminator, published for fine-tuning (i2i train --init-from), not a model "
+        f"that translates images; use {instead} (`i2i models --pretrained` lists them)"
+    )
 
 
 def _check_options(tile: int | None, tile_overlap: int, batch_size: int | None) -> None:
@@ -100,6 +161,10 @@ class Translator:
             the network's scale.
         alpha: how an upscaler treats an alpha channel: ``bilinear`` resizes it, ``model`` runs it
             through the network as a gray image (Real-ESRGAN's default).
+        norm_mode: ``auto``, ``eval`` or ``train`` (see the module docstring); ``self.norm_mode`` is
+            the resolved mode.
+        seed: with ``norm_mode`` train, makes dropout repeatable (the same image gives the same
+            output); None leaves it random, as ``test.py`` does.
 
     Raises :class:`~i2i.errors.UsageError` for option values that cannot work and
     :class:`~i2i.errors.DeviceError` for a device or precision that does not exist here.
@@ -122,9 +187,15 @@ class Translator:
         host_memory_cache: bool = True,
         outscale: float | None = None,
         alpha: str = "bilinear",
+        norm_mode: str = "auto",
+        seed: int | None = None,
     ) -> None:
         _check_options(tile, tile_overlap, batch_size)
         _check_output_options(outscale, alpha, int(info.scale))
+        self.norm_mode = resolve_norm_mode(norm_mode, info)
+        if self.norm_mode == "train":
+            _check_train_mode(tile, batch_size, explicit=norm_mode == "train")
+            tile, batch_size = 0, 1
         resolved = resolve_device(str(device))
         if resolved.type == "cpu":
             use_cpu_cores(num_threads, host_memory_cache)
@@ -132,13 +203,13 @@ class Translator:
         self.options: dict[str, Any] = dict(
             tile=tile, tile_overlap=tile_overlap, batch_size=batch_size, precision=precision,
             channels_last=channels_last, compile=compile, num_threads=num_threads, memory_budget=memory_budget,
-            host_memory_cache=host_memory_cache, outscale=outscale, alpha=alpha,
+            host_memory_cache=host_memory_cache, outscale=outscale, alpha=alpha, norm_mode=norm_mode, seed=seed,
         )
         self.outscale, self.alpha = outscale, alpha
         self.adapter = ImageAdapter.for_generator(info)
         self.runner = Runner(
             model, self.adapter, device=resolved, scale=int(info.scale), precision=precision, batch_size=batch_size,
-            channels_last=channels_last, compile=compile,
+            channels_last=channels_last, compile=compile, norm_mode=self.norm_mode, seed=seed,
         )
         self.planner = MemoryPlanner(
             device=resolved, size_multiple=self.runner.size_multiple, batch_size=self.runner.batch_size, tile=tile,
@@ -155,6 +226,7 @@ class Translator:
         cls, path: str | Path, *, direction: str | None = None, device: str | torch.device = "cpu", **options: Any
     ) -> "Translator":
         """Load a generator file, run folder or foreign checkpoint (see :func:`load_generator`)."""
+        _refuse_published_discriminator(path)
         model, info = load_generator(path, direction=direction)
         translator = cls(model, info, device=device, **options)
         translator.runner.source = f"the model {str(path)!r}"

@@ -74,3 +74,18 @@ def resolve_precision(spec: str, device: torch.device, *, training: bool, option
     if training:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float16
+
+
+def cpu_features() -> dict[str, bool | str]:
+    """What this CPU offers for bf16: the ``avx512_bf16``, ``amx_bf16`` and ``amx_tile`` flags of
+    ``/proc/cpuinfo`` (False where it cannot be read, e.g. off Linux) and torch's kernel level
+    ``capability`` (``torch.backends.cpu.get_cpu_capability()``: DEFAULT, AVX2, AVX512 ...)."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo if line.startswith("flags")), set())
+    except OSError:
+        pass
+    features: dict[str, bool | str] = {name: name in flags for name in ("avx512_bf16", "amx_bf16", "amx_tile")}
+    features["capability"] = torch.backends.cpu.get_cpu_capability()
+    return features

@@ -1,12 +1,16 @@
 """Shared fixtures: a small real paired data set and a tiny pix2pix config."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(2)
+# Tests compare outputs with fp32 references to a level or exactly: keep `--precision auto` fp32 on
+# CPUs with native bf16 too (subprocesses inherit it). tests/test_cpu_levers.py turns it on.
+os.environ["I2I_CPU_BF16"] = "0"
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

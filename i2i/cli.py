@@ -27,7 +27,7 @@ def main() -> None:
 @click.argument("out_dir", default="demo", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--kind", type=click.Choice(["upscale", "pix2pix"]), default="upscale", show_default=True,
-    help="upscale: the bundled x4 model on real photos (seconds). pix2pix: build data, train on the CPU (a minute), translate.",
+    help="upscale: the bundled x4 model on real photos (seconds). pix2pix: build data, train on the CPU (under a minute on two cores), translate.",
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key of the pix2pix demo recipe.")
 @user_errors
@@ -37,7 +37,7 @@ def demo(out_dir: Path, kind: str, overrides: tuple[str, ...]) -> None:
     \b
     Examples:
       i2i demo                                   # x4 upscaling of real photos, beside bicubic
-      i2i demo --kind pix2pix                    # train pix2pix for a minute on the CPU
+      i2i demo --kind pix2pix                    # train pix2pix on the CPU (20 s on two quiet cores)
       i2i demo /tmp/i2i-demo --kind pix2pix --set train.max_steps=100
     """
     from i2i.demo import run_demo, run_upscale_demo

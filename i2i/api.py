@@ -10,7 +10,7 @@ from i2i.inference.translator import Translator
 __all__ = ["load"]
 
 
-def load(model: str | os.PathLike, *, direction: str | None = None, device: str = "auto", **options: Any) -> Translator:
+def load(model: str | os.PathLike[str], *, direction: str | None = None, device: str = "auto", **options: Any) -> Translator:
     """A :class:`~i2i.inference.translator.Translator` for any model the command line accepts.
 
     Args:
@@ -31,4 +31,4 @@ def load(model: str | os.PathLike, *, direction: str | None = None, device: str 
         upscaler = i2i.load("x4", device="cpu")
         big = upscaler.translate_image(i2i.read_image("photo.png"))
     """
-    return Translator.from_file(os.fspath(model), direction=direction, device=resolve_device(device, option="device"), **options)
+    return Translator.from_file(model, direction=direction, device=resolve_device(device, option="device"), **options)

@@ -125,7 +125,7 @@ def _load_translators(model: str, direction: str | None, devices: list[str], opt
         def announce(path: Path) -> None:
             click.echo(f"Exporting the model to ONNX once; later runs use {path}", err=True)
 
-        load = functools.partial(load_onnx_translator, on_export=announce)
+        load: Callable[..., Translator] = functools.partial(load_onnx_translator, on_export=announce)
     elif str(model).lower().endswith(".onnx"):
         raise UsageError(f"--model {model}: an ONNX file runs with --backend onnxruntime")
     else:

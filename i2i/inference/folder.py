@@ -296,7 +296,7 @@ class _FolderRun:
 
     def flush(self, items: list[_Loaded]) -> None:
         try:
-            outputs = self.translator.translate_images([item.image for item in items])
+            outputs = self.translator.translate_images([item.image for item in items if item.image is not None])
         except (KeyboardInterrupt, SystemExit, ModelError):
             raise  # a broken model (NaN/inf, wrong scale) fails every image: stop
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the folder
@@ -313,6 +313,7 @@ class _FolderRun:
         """Translate runs of same-size images as batches; every output is written before returning."""
         try:
             batch: list[_Loaded] = []
+            batch_key: tuple[tuple[int, ...], np.dtype] | None = None
             for item in loaded:
                 if self.fatal is not None:
                     break
@@ -320,10 +321,10 @@ class _FolderRun:
                     self.fail(item.src, item.error)
                     continue
                 key = (item.image.shape, item.image.dtype)
-                if batch and (key != (batch[0].image.shape, batch[0].image.dtype)
-                              or len(batch) >= self.translator.batch_size):
+                if batch and (key != batch_key or len(batch) >= self.translator.batch_size):
                     self.flush(batch)
                     batch = []
+                batch_key = key
                 batch.append(item)
             if batch and self.fatal is None:
                 self.flush(batch)

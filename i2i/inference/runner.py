@@ -36,6 +36,7 @@ import functools
 import os
 import warnings
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
 import torch
@@ -179,7 +180,7 @@ class Runner:
         self._fp32_checked = False
         if compile:
             backend = compile if isinstance(compile, str) else "inductor"
-            self.model: nn.Module = torch.compile(module, backend=backend)
+            self.model: nn.Module = cast(nn.Module, torch.compile(module, backend=backend))
         else:
             self.model = module
 

@@ -30,6 +30,7 @@ and 1 on the CPU (measured faster there: a batch only adds cache misses).
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -223,13 +224,15 @@ class Translator:
 
     @classmethod
     def from_file(
-        cls, path: str | Path, *, direction: str | None = None, device: str | torch.device = "cpu", **options: Any
+        cls, path: str | os.PathLike[str], *, direction: str | None = None, device: str | torch.device = "cpu", **options: Any
     ) -> "Translator":
-        """Load a generator file, run folder or foreign checkpoint (see :func:`load_generator`)."""
-        _refuse_published_discriminator(path)
-        model, info = load_generator(path, direction=direction)
+        """Load a generator file, run folder or foreign checkpoint (see :func:`load_generator`);
+        ``path`` may also be any model spec the command line takes (a bundled or catalogue name, a URL)."""
+        spec = os.fspath(path)  # a str, not a Path: a URL's "//" must survive
+        _refuse_published_discriminator(spec)
+        model, info = load_generator(spec, direction=direction)
         translator = cls(model, info, device=device, **options)
-        translator.runner.source = f"the model {str(path)!r}"
+        translator.runner.source = f"the model {spec!r}"
         return translator
 
     def to_device(self, device: str | torch.device) -> "Translator":

@@ -64,3 +64,27 @@ def best_time(fn: Callable[[], object], device: torch.device, *, repeats: int, w
     for _ in range(repeats):
         best = min(best, time_calls(fn, device, steps=1, warmup=0))
     return best
+
+
+def conv_ceiling(
+    device: torch.device, dtype: torch.dtype = torch.float32, *, channels: int = 64, size: int = 128,
+    batch: int = 1, repeats: int = 5,
+) -> float:
+    """Measured FLOP/s of the operation these networks spend their time in: a 3x3 convolution,
+    ``channels`` -> ``channels``, stride 1, on ``batch`` x ``size`` x ``size`` (nominal FLOPs, a
+    multiply-add = 2). The best of NCHW and channels_last and of ``repeats`` calls each: like the
+    matmul ceiling, it is what the machine can do, and load only makes a call slower. On the CPU
+    oneDNN's 3x3 kernels beat a large ``torch.mm``, so fractions of this ceiling are the stricter."""
+    flops = 2 * channels * channels * 9 * size * size * batch
+    weight = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype)
+    best = 0.0
+    with torch.no_grad():
+        for memory_format in (torch.contiguous_format, torch.channels_last):
+            x = torch.randn(batch, channels, size, size, device=device, dtype=dtype).contiguous(memory_format=memory_format)
+            w = weight.contiguous(memory_format=memory_format)
+            calls = 20 if device.type == "cuda" else 1  # one CPU call is milliseconds; GPU calls are microseconds
+            conv = lambda: torch.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
+            time_calls(conv, device, steps=calls, warmup=2)
+            seconds = min(time_calls(conv, device, steps=calls, warmup=0) for _ in range(repeats))
+            best = max(best, flops / seconds)
+    return best

@@ -414,7 +414,7 @@ def test_the_registry_says_which_models_are_discriminators() -> None:
 
     roles = {name: model_role(name) for name in list_models()}
     assert {name for name, role in roles.items() if role == "discriminator"} == {
-        "patchgan", "pixel_discriminator", "vgg_discriminator", "unet_discriminator"}
+        "patchgan", "pixel_discriminator", "vgg_discriminator", "vgg_style_discriminator", "unet_discriminator"}
     assert set(roles.values()) == {"generator", "discriminator"}
     with pytest.raises(ModelError, match="Did you mean 'patchgan'"):
         model_role("patchgn")

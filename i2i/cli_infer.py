@@ -110,7 +110,7 @@ def _load_translators(model: str, direction: str | None, devices: list[str], opt
     (``cuda:LOCAL_RANK``), and processes that share a machine's CPU share its cores."""
     from i2i.device import resolve_device
     from i2i.inference.runner import usable_cores
-    from i2i.inference.shard import current_shard
+    from i2i.shard import current_shard
     from i2i.inference.translator import Translator
 
     options = dict(options)
@@ -162,7 +162,7 @@ def _folder_command(default_model: str | None, name: str) -> Callable[..., Any]:
     ) -> None:
         from i2i.data.io import max_pixel_limit
         from i2i.inference.folder import translate_path
-        from i2i.inference.shard import current_shard
+        from i2i.shard import current_shard
 
         limit = max_pixel_limit(max_pixels)  # a bad I2I_MAX_PIXELS before the model is loaded
         translator = _load_translators(model, direction, [device], _translator_options(kwargs))[0]
@@ -335,7 +335,7 @@ def video(
       torchrun --standalone --nproc-per-node 2 -m i2i video film.mkv film_x4.mkv -m x4
     """
     from i2i.inference.folder import FolderReport
-    from i2i.inference.shard import current_shard
+    from i2i.shard import current_shard
     from i2i.inference.video import VideoOptions, translate_frames, translate_video
 
     if no_ffmpeg and ffmpeg_path:

@@ -35,6 +35,7 @@ from i2i.device import resolve_device, resolve_precision
 from i2i.errors import DataError, TrainingError, UsageError
 from i2i.files import remove_stale_temporaries
 from i2i.host_memory import keep_freed_host_memory
+from i2i.shard import current_shard
 from i2i.tasks import TASKS, Task
 from i2i.training.checkpointing import (
     find_checkpoint,
@@ -45,7 +46,7 @@ from i2i.training.checkpointing import (
     seed_everything,
 )
 from i2i.training.data import build_loader, to_device
-from i2i.training.distributed import broadcast_buffers, init_distributed, local_rank, wrap_for_training
+from i2i.training.distributed import broadcast_buffers, init_distributed, wrap_for_training
 from i2i.training.ema import EMA
 from i2i.training.hooks import Hook, default_hooks
 from i2i.training.loop_context import LoopContext
@@ -76,7 +77,7 @@ class Trainer:
         self.config = config
         t = config.train
         # The device first: a wrong one is reported before any process group or file exists.
-        self.device = resolve_device(t.device, option="train.device", local_rank=local_rank())
+        self.device = resolve_device(t.device, option="train.device", local_rank=current_shard().local_rank)
         self.autocast_dtype = resolve_precision(t.precision, self.device, training=True, option="train.precision")
         ranks = init_distributed(self.device)
         self.rank, self.world_size, self.local_rank = ranks.rank, ranks.world_size, ranks.local_rank

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from i2i.cli import main
-from i2i.inference.shard import Shard, current_shard
+from i2i.shard import Shard, current_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def test_current_shard_reads_torchrun_environment(monkeypatch):
 
 
 def test_importing_shard_does_not_import_torch():
-    code = "import sys, i2i.inference.shard; print('torch' in sys.modules)"
+    code = "import sys, i2i.shard; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

@@ -63,7 +63,7 @@ from i2i.data.io import (
 from i2i.errors import DataError, ModelError, UsageError, format_problems
 from i2i.inference.pipeline import BoundedPool, Prefetcher, ordered_map
 from i2i.inference.runner import usable_cores
-from i2i.inference.shard import Shard
+from i2i.shard import Shard
 from i2i.inference.translator import Translator
 
 __all__ = ["FolderReport", "plan_outputs", "translate_path", "translate_pairs", "natural_key"]

@@ -46,7 +46,7 @@ frame that cannot be written (a full, read-only or forbidden disk) stops the run
 split into contiguous parts by frame index, one per device, run side by side by
 :func:`~i2i.inference.pipeline.run_parts`. Started by torchrun (``torchrun --nproc-per-node 2 -m
 i2i video ...``), each process takes its own contiguous block of segments
-(:mod:`i2i.inference.shard`) and rank 0 joins them once every rank is done; to a frame folder,
+(:mod:`i2i.shard`) and rank 0 joins them once every rank is done; to a frame folder,
 each process writes its own contiguous stretch of frames, and a video's report on rank 0 counts
 them all.
 
@@ -73,7 +73,7 @@ from i2i.errors import UsageError, VideoError
 from i2i.inference.ffmpeg import VIDEO_OUTPUT_EXTENSIONS, ColourTags, probe_streams
 from i2i.inference.folder import FolderReport, plan_outputs, translate_pairs
 from i2i.inference.pipeline import run_parts
-from i2i.inference.shard import current_shard
+from i2i.shard import current_shard
 from i2i.inference.translator import Translator
 from i2i.inference.video_io import (
     OPENCV_OUTPUT_EXTENSIONS,

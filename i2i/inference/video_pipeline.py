@@ -29,7 +29,7 @@ from tqdm import tqdm
 from i2i.errors import VideoError
 from i2i.inference.ffmpeg import VIDEO_OUTPUT_EXTENSIONS, Stream
 from i2i.inference.pipeline import Consumer, PartStopped, Prefetcher, run_parts
-from i2i.inference.shard import current_shard
+from i2i.shard import current_shard
 from i2i.inference.translator import Translator
 from i2i.inference.video_io import FrameSink, OpenCVTarget, VideoSink
 from i2i.inference.video_segments import (

@@ -18,7 +18,7 @@ first frame), and the join places each segment at its first frame's time, so a v
 rate survives and the audio stays in sync; constant-rate sources stay frame-exact.
 
 **Several processes.** Segments are whole units of work: a process started by torchrun takes its
-contiguous block of segments (:meth:`~i2i.inference.shard.Shard.range`), devices within it split
+contiguous block of segments (:meth:`~i2i.shard.Shard.range`), devices within it split
 that block, and once every rank is done rank 0 joins.
 """
 from __future__ import annotations

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
 from typing import Any, Iterable, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from i2i.shard import Shard, current_shard
+
 __all__ = [
-    "Ranks",
-    "local_rank",
     "init_distributed",
     "wrap_for_training",
     "broadcast_object",
@@ -29,33 +28,17 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in the run: ``rank`` of ``world_size``, ``local_rank`` on its machine."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def local_rank() -> int:
-    """The GPU index torchrun gives this process (0 outside torchrun)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
-
-
-def init_distributed(device: torch.device) -> Ranks:
+def init_distributed(device: torch.device) -> Shard:
     """Join torchrun's process group (NCCL on CUDA, gloo on the CPU) when there is more than one
-    process; a group someone else initialised is joined as it is."""
+    process; a group someone else initialised is joined as it is. Returns this process's place,
+    the same :class:`~i2i.shard.Shard` inference uses."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     if dist.is_initialized():
-        return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    return Ranks()
+        local = current_shard()
+        return Shard(dist.get_rank(), dist.get_world_size(), local.local_rank, local.local_world_size)
+    return Shard()
 
 
 def wrap_for_training(module: nn.Module, device: torch.device, world_size: int, *, compile: bool) -> nn.Module:

@@ -9,7 +9,7 @@ from pathlib import Path
 from i2i.config import RunConfig
 from i2i.device import resolve_device, resolve_precision
 from i2i.errors import ConfigError
-from i2i.training.distributed import local_rank
+from i2i.shard import current_shard
 
 __all__ = ["check_data_root", "check_weight_files", "check_inputs", "check_run"]
 
@@ -57,6 +57,6 @@ def check_run(config: RunConfig) -> None:
     """Everything a run needs that the config alone cannot promise: its device and precision work
     here (:class:`~i2i.errors.DeviceError` naming ``train.device`` / ``train.precision``) and its
     data root and weights files exist. Starts nothing and writes nothing."""
-    device = resolve_device(config.train.device, option="train.device", local_rank=local_rank())
+    device = resolve_device(config.train.device, option="train.device", local_rank=current_shard().local_rank)
     resolve_precision(config.train.precision, device, training=True, option="train.precision")
     check_inputs(config)

@@ -148,10 +148,7 @@ def _upscale_demo_row(name: str, folders: dict[str, Path]) -> dict[str, Path | s
     for kind, image in images.items():
         zooms[kind] = folders["zoom"] / f"{name}_{kind}.png"
         write_image(zooms[kind], _zoom(image, corner))
-    colour = images["original"].shape[2] >= 3  # a gray photo is scored on its one plane, as BasicSR does
-    scores = {
-        kind: sr_scores(images[kind], images["original"], border=4, y_channel=colour) for kind in ("bicubic", "upscaled")
-    }
+    scores = {kind: sr_scores(images[kind], images["original"], border=4) for kind in ("bicubic", "upscaled")}
     return {
         "input (1/4 size)": folders["photos"] / f"{name}.png",
         "bicubic x4": folders["bicubic"] / f"{name}.png",

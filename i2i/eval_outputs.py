@@ -25,7 +25,7 @@ from pathlib import Path
 from i2i.data.io import list_images, read_image, read_image_size
 from i2i.errors import DataError, UsageError, format_problems
 from i2i.eval_report import PairReport, PairScores
-from i2i.evaluation import DeepMetrics, as_rgb8, sr_scores
+from i2i.evaluation import DeepMetrics, as_eval8, sr_scores
 
 __all__ = ["match_outputs", "evaluate_outputs"]
 
@@ -131,8 +131,8 @@ def evaluate_outputs(
         deep.check_count(len(pairs))
     results = []
     for _, sr_path, hr_path in tqdm(pairs, desc="eval", unit="img", disable=not progress, dynamic_ncols=True):
-        output = as_rgb8(read_image(sr_path))
-        hr = as_rgb8(read_image(hr_path))[: output.shape[0], : output.shape[1]]
+        output = as_eval8(read_image(sr_path))
+        hr = as_eval8(read_image(hr_path))[: output.shape[0], : output.shape[1]]
         if min(output.shape[:2]) - 2 * border < 11:
             raise DataError(f"{sr_path} is {output.shape[1]}x{output.shape[0]}: too small for SSIM's 11x11 window "
                             f"after a border crop of {border}.")

@@ -43,7 +43,7 @@ __all__ = [
     "EvalReport",
     "NiqeScore",
     "NiqeReport",
-    "as_rgb8",
+    "as_eval8",
     "rgb_to_y",
     "modcrop",
     "crop_border",
@@ -59,9 +59,11 @@ __all__ = [
 ]
 
 
-def as_rgb8(image: np.ndarray) -> np.ndarray:
-    """``(H, W, C)`` uint8/uint16 gray, RGB or RGBA -> uint8 RGB (alpha dropped, 16 bits scaled)."""
-    return np.ascontiguousarray(convert_channels(to_uint8(image), 3))
+def as_eval8(image: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` uint8/uint16 gray, RGB or RGBA -> what is scored: uint8, gray kept as one
+    plane (as BasicSR scores a gray image), colour as RGB (alpha dropped, 16 bits scaled)."""
+    image = to_uint8(image)
+    return np.ascontiguousarray(convert_channels(image, 1 if image.shape[2] == 1 else 3))
 
 
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
@@ -112,10 +114,13 @@ def ssim(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
 
 
 def sr_scores(output: np.ndarray, hr: np.ndarray, *, border: int, y_channel: bool = True) -> tuple[float, float]:
-    """(PSNR, SSIM) of uint8 RGB ``output`` against ``hr`` with the published conventions."""
+    """(PSNR, SSIM) of uint8 ``output`` against ``hr`` with the published conventions: colour on
+    the Y channel (or RGB), gray on its one plane, as BasicSR's ``to_y_channel`` leaves it."""
+    if output.shape[2] != hr.shape[2]:  # gray against colour: compare in colour
+        output, hr = convert_channels(output, 3), convert_channels(hr, 3)
     if output.shape != hr.shape:
         raise DataError(f"output {output.shape} and HR {hr.shape} differ in shape.")
-    if y_channel:
+    if y_channel and output.shape[2] == 3:
         a, b = rgb_to_y(output), rgb_to_y(hr)
     else:
         a, b = output.astype(np.float64), hr.astype(np.float64)
@@ -170,11 +175,11 @@ def _lr_and_hr(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The LR input (made from HR with MATLAB bicubic when ``lr_files`` is None) and its HR image,
     both uint8 RGB, HR cropped to exactly ``scale`` x the LR size."""
-    hr = as_rgb8(read_image(hr_path))
+    hr = as_eval8(read_image(hr_path))
     if lr_files is None:
         hr = modcrop(hr, scale)
         return make_lr(hr, scale), hr
-    lr = as_rgb8(read_image(_match_lr(hr_path, hr_dir, lr_files, scale)))
+    lr = as_eval8(read_image(_match_lr(hr_path, hr_dir, lr_files, scale)))
     want_h, want_w = lr.shape[0] * scale, lr.shape[1] * scale
     if hr.shape[0] < want_h or hr.shape[1] < want_w or hr.shape[0] - want_h >= scale or hr.shape[1] - want_w >= scale:
         raise DataError(
@@ -233,11 +238,13 @@ class DeepMetrics:
         if self.fid is not None:
             from i2i.fid import fid_features
 
+            hr = convert_channels(hr, 3)  # the networks see RGB; a gray image as three equal planes
             self.features.setdefault("hr", []).append(fid_features(self.fid, [crop_border(hr, border)], self.device)[0])
 
     def score(self, output: np.ndarray, hr: np.ndarray, *, border: int, name: str) -> float | None:
         """LPIPS of ``output`` against ``hr`` (None when not asked); with FID, keeps the features of
         ``output`` in the set ``name``."""
+        output, hr = convert_channels(output, 3), convert_channels(hr, 3)  # the networks see RGB
         a = crop_border(output, border)
         if self.fid is not None:
             from i2i.fid import fid_features
@@ -303,7 +310,7 @@ def evaluate_sr(
             deep.reference(hr, border=scale)
             scores.bicubic_lpips = deep.score(bicubic, hr, border=scale, name="bicubic")
         if translator is not None:
-            output = as_rgb8(translator.translate_image(lr))
+            output = as_eval8(translator.translate_image(lr))
             scores.model_psnr, scores.model_ssim = sr_scores(output, hr, border=scale, y_channel=y_channel)
             if deep is not None:
                 scores.model_lpips = deep.score(output, hr, border=scale, name="model")
@@ -318,12 +325,6 @@ def evaluate_sr(
         **(deep.settings() if deep is not None else {}),
     }
     return EvalReport(images=results, settings=settings, fid=deep.fid_scores() if deep is not None else {})
-
-
-def _niqe_input(image: np.ndarray) -> np.ndarray:
-    """A read image as :func:`~i2i.niqe.niqe` takes it: uint8, gray kept gray, alpha dropped."""
-    image = to_uint8(image)
-    return convert_channels(image, 1 if image.shape[2] == 1 else 3)
 
 
 def _too_small_for_niqe(paths: list[Path], folder: Path, crop_border: int) -> list[str]:
@@ -366,7 +367,7 @@ def evaluate_niqe(
         )
     results = []
     for path in tqdm(paths, desc="niqe", unit="img", disable=not progress, dynamic_ncols=True):
-        image = _niqe_input(read_image(path))
+        image = as_eval8(read_image(path))
         name = path.relative_to(sr_dir).as_posix()
         score = niqe(image, crop_border=crop_border, y_channel=y_channel)
         results.append(NiqeScore(image=name, width=image.shape[1], height=image.shape[0], niqe=score))

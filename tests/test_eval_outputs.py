@@ -192,3 +192,20 @@ def test_lpips_and_fid_features_on_cuda_match_the_cpu(folders, tmp_path: Path) -
     out, hr = pairs["coffee"]
     assert cuda.score(out, hr, border=4, name="o") == pytest.approx(cpu.score(out, hr, border=4, name="o"), abs=1e-4)
     np.testing.assert_allclose(cuda.features["o"][0], cpu.features["o"][0], rtol=1e-3, atol=1e-3)
+
+
+def test_a_gray_photo_is_scored_on_its_own_plane_as_basicsr_does(tmp_path) -> None:
+    """BasicSR's Y-channel scores leave a one-plane image as it is: a gray photo's PSNR is on its
+    0-255 levels, not on the Y of three equal planes (which squeezes them into 16-235)."""
+    hr = skdata.camera()[100:196, 200:296]
+    out = damaged(hr, 7)
+    write_image(tmp_path / "hr" / "camera.png", hr)
+    write_image(tmp_path / "sr" / "camera.png", out)
+    report = evaluate_outputs(tmp_path / "sr", tmp_path / "hr", crop_border=4, progress=False)
+    a, b = crop_border(out.astype(np.float64), 4), crop_border(hr.astype(np.float64), 4)
+    plane_psnr = 10 * np.log10(255.0**2 / np.mean((a - b) ** 2))
+    assert report.images[0].psnr == pytest.approx(plane_psnr, abs=1e-9)
+    # A colour copy of the output against the gray HR is compared in colour: Y of equal planes.
+    colour = np.repeat(out[:, :, None], 3, axis=2)
+    y_psnr, _ = sr_scores(colour, hr[:, :, None], border=4)
+    assert y_psnr > plane_psnr + 1  # the squeezed range reads better: why the plane is the convention

@@ -13,6 +13,14 @@
    through ``i2i video`` against Real-ESRGAN's video script's loop (a driver; see
    scripts/peers/peer_side.py); both outputs are checked for frame count and audio.
 
+The headline i2i side of the inference comparisons runs torch in fp32 (``--precision fp32``: the
+default ``auto`` is bf16 on a CPU with native bf16). Beside it, in the same interleaved rounds, run
+i2i's other levers, each its own row against the same peer runs (``--variants``): ``onnx``
+(``--backend onnxruntime``, fp32; its ONNX export is cached beforehand under a temporary I2I_HOME,
+so no timed run includes it, and the table says so), ``bf16`` (bf16 autocast, labelled as such: not
+an fp32 figure) and, for the compact network, ``nchw`` (fp32, ``--no-channels-last``). Every
+variant's output is checked against the peer's like the headline's.
+
 The peers are installed from the package index into their own virtual environment
 (``--peer-venv``, default ``.peers-venv/``, git-ignored; created with --system-site-packages so it
 reuses this machine's torch), never into i2i's. On a shared machine the figures are made to
@@ -30,10 +38,12 @@ settle (docs/benchmarks.md).
     python scripts/bench_peers.py --cores 1       # both sides pinned to CPU 1: settles on a shared machine
     python scripts/bench_peers.py --quick         # a smoke run: tiny sizes, 2 rounds
     python scripts/bench_peers.py --only upscale-compact,video --rounds 5
+    python scripts/bench_peers.py --cores 1 --only upscale-rrdbnet --variants onnx   # headline + onnxruntime
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -59,8 +69,25 @@ class Comparison:
     sizes: dict  # default sizes
     quick: dict  # --quick sizes
     rows: tuple  # (what is timed, the seconds key, its CPU-seconds key or None for the process's)
+    variants: tuple = ("i2i",)  # i2i's sides (VARIANTS); the first is the headline
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One way of running i2i's inference side: the flags ``i2i upscale``/``i2i video`` take."""
+
+    label: str  # in the table's first column
+    flags: tuple  # added to i2i's command line (i2i_side.py upscale takes the same flags)
+    onnx: bool = False  # runs from the ONNX export cached under the sides' I2I_HOME
+
+
+VARIANTS = {
+    "i2i": Variant("i2i torch fp32", ("--precision", "fp32")),  # the headline: the targets are fp32
+    "onnx": Variant("i2i onnxruntime fp32", ("--backend", "onnxruntime", "--precision", "fp32"), onnx=True),
+    "bf16": Variant("i2i torch bf16 autocast (not fp32)", ("--precision", "bf16")),
+    "nchw": Variant("i2i torch fp32 --no-channels-last", ("--precision", "fp32", "--no-channels-last")),
+}
+EXTRA_VARIANTS = ("onnx", "bf16", "nchw")
 STEP = (("median step", "seconds", "cpu_seconds"),)
 FOLDER = (("steady state (after load)", "seconds", "cpu_seconds"), ("whole process", "wall", None))
 COMPARISONS = (
@@ -69,11 +96,12 @@ COMPARISONS = (
     Comparison("srresnet", "srresnet", "msrresnet", 1.5, {"size": 96, "batch": 16, "steps": 3, "warmup": 1},
                {"size": 48, "batch": 4, "steps": 1, "warmup": 1}, STEP),
     Comparison("upscale-compact", "upscale", "compact", 3.0, {"images": 8, "crop": 128},
-               {"images": 2, "crop": 64}, FOLDER),
+               {"images": 2, "crop": 64}, FOLDER, ("i2i", "onnx", "bf16", "nchw")),
     Comparison("upscale-rrdbnet", "upscale", "rrdbnet", 3.0, {"images": 8, "crop": 64},
-               {"images": 2, "crop": 32}, FOLDER),
+               {"images": 2, "crop": 32}, FOLDER, ("i2i", "onnx", "bf16")),
     Comparison("video", "video", "compact", 3.0, {"frames": 24, "height": 90},
-               {"frames": 6, "height": 64}, (("whole process (i2i video / the script's loop)", "wall", None),)),
+               {"frames": 6, "height": 64}, (("whole process (i2i video / the script's loop)", "wall", None),),
+               ("i2i", "onnx", "bf16", "nchw")),
 )
 LABELS = {
     "pix2pix": "pix2pix step, unet_256 + PatchGAN, 256 px, batch {batch}: i2i trainer vs reference step",
@@ -85,8 +113,8 @@ LABELS = {
 
 
 def side_commands(c: Comparison, sizes: dict, files: dict, work: Path, index: int, peer_python: Path) -> dict:
-    """The command lines of both sides in round ``index``."""
-    out = {side: str(work / f"{c.name}_{side}_{index}") for side in ("i2i", "peer")}
+    """The command lines of every side in round ``index``: "peer" and each of ``c.variants``."""
+    out = {side: str(work / f"{c.name}_{side}_{index}") for side in ("peer", *c.variants)}
     if c.kind in ("pix2pix", "srresnet"):
         common = [f"--{key}={value}" for key, value in sizes.items()]
         if c.network:
@@ -96,14 +124,39 @@ def side_commands(c: Comparison, sizes: dict, files: dict, work: Path, index: in
     if c.kind == "upscale":
         inputs = str(files[f"photos-{c.name}"])
         args = [f"--weights={files[c.network]}", f"--inputs={inputs}"]
-        return {"i2i": [sys.executable, I2I_SIDE, "upscale", *args, f"--out={out['i2i']}"],
+        return {**{v: [sys.executable, I2I_SIDE, "upscale", *args, f"--out={out[v]}", *VARIANTS[v].flags] for v in c.variants},
                 "peer": [str(peer_python), PEER_SIDE, "upscale", *args, f"--network={c.network}", f"--out={out['peer']}"]}
     clip, weights = str(files["clip"]), str(files[c.network])
     return {
-        "i2i": [sys.executable, "-m", "i2i", "video", clip, out["i2i"] + ".mp4", "--model", weights, "--crf", "23", "--overwrite"],
+        **{v: [sys.executable, "-m", "i2i", "video", clip, out[v] + ".mp4", "--model", weights, "--crf", "23", "--overwrite",
+               *VARIANTS[v].flags] for v in c.variants},
         "peer": [str(peer_python), PEER_SIDE, "video", f"--inputs={clip}", f"--out={out['peer']}.mp4",
                  f"--weights={weights}", f"--network={c.network}", f"--ffmpeg={files['ffmpeg']}"],
     }
+
+
+def i2i_env(work: Path) -> dict:
+    """The environment of i2i's sides: a temporary I2I_HOME, where the ONNX exports are cached."""
+    return {**os.environ, "I2I_HOME": str(work / "i2i-home")}
+
+
+def onnx_exports(work: Path) -> list[str]:
+    return sorted(path.name for path in (work / "i2i-home" / "onnx").glob("*.onnx"))
+
+
+def cache_onnx_exports(chosen: list[Comparison], files: dict, work: Path) -> None:
+    """Export each network an ``onnx`` variant runs, once and untimed, as its first run would."""
+    for network in sorted({c.network for c in chosen if any(VARIANTS[v].onnx for v in c.variants)}):
+        command = [sys.executable, I2I_SIDE, "export", f"--weights={files[network]}"]
+        run = harness.run_side(command, env=i2i_env(work), ceiling_gflops=float("nan"))
+        print(f"# ONNX export of {network} cached beforehand (untimed, {run.wall:.1f} s): {run.result['path']}", flush=True)
+
+
+def timed_label(timed: str, key: str, variant: Variant, exported: bool) -> str:
+    """What a row times, saying for an ONNX variant's whole-process figure whether it includes the export."""
+    if not variant.onnx or key != "wall":
+        return timed
+    return f"{timed}, includes the ONNX export" if exported else f"{timed}, ONNX export cached beforehand (not timed)"
 
 
 def prepare_inputs(chosen: list[Comparison], sizes: dict, work: Path, files: dict) -> None:
@@ -125,11 +178,13 @@ def run_comparison(
     c: Comparison, sizes: dict, files: dict, work: Path, rounds: int, peer_python: Path, cores: set[int] | None,
 ) -> list[str]:
     """Interleaved rounds of one comparison; prints each run; returns its table rows."""
-    runs: dict[str, list[harness.SideRun]] = {"i2i": [], "peer": []}
-    envs = {"i2i": None, "peer": setup_peers.child_env(plain=True)}
+    sides = (*c.variants, "peer")
+    runs: dict[str, list[harness.SideRun]] = {side: [] for side in sides}
+    envs = {**{v: i2i_env(work) for v in c.variants}, "peer": setup_peers.child_env(plain=True)}
+    exports_before = onnx_exports(work)
     for index in range(rounds):
         commands = side_commands(c, sizes[c.name], files, work, index, peer_python)
-        for side in ("i2i", "peer"):
+        for side in sides:
             run = harness.run_side(commands[side], env=envs[side], ceiling_gflops=harness.measure_ceiling(), cores=cores)
             runs[side].append(run)
             figures = ", ".join(f"{key} {run.seconds(key):.3f} s" for _, key, _ in c.rows)
@@ -138,20 +193,24 @@ def run_comparison(
                   flush=True)
     for note in check_outputs(c, files, work, rounds - 1):
         print(f"#   {c.name}: {note}", flush=True)
+    exported = onnx_exports(work) != exports_before or any(r.result.get("exported") for side in c.variants for r in runs[side])
     label = LABELS[c.name].format(**sizes[c.name])
-    return [harness.table_row(label, timed, harness.summarise(runs["i2i"], runs["peer"], key, cpu_key),
-                              runs["i2i"] + runs["peer"], c.target) for timed, key, cpu_key in c.rows]
+    return [harness.table_row(f"{label}; {VARIANTS[v].label}" if c.kind in ("upscale", "video") else label,
+                              timed_label(timed, key, VARIANTS[v], exported),
+                              harness.summarise(runs[v], runs["peer"], key, cpu_key), runs[v] + runs["peer"], c.target)
+            for v in c.variants for timed, key, cpu_key in c.rows]
 
 
 def check_outputs(c: Comparison, files: dict, work: Path, index: int) -> list[str]:
-    """Both sides computed the same thing: images alike, videos with every frame and the audio."""
+    """Every side computed the same thing: images alike, videos with every frame and the audio."""
     if c.kind == "upscale":
         first = sorted(Path(files[f"photos-{c.name}"]).glob("*.png"))[0].name
-        diff = setup_peers.max_image_difference(work / f"{c.name}_i2i_{index}" / first, work / f"{c.name}_peer_{index}" / first)
-        return [f"largest 8-bit difference between the two outputs of {first}: {diff}"]
+        peer = work / f"{c.name}_peer_{index}" / first
+        return [f"largest 8-bit difference between {VARIANTS[v].label}'s and the peer's outputs of {first}: "
+                f"{setup_peers.max_image_difference(work / f'{c.name}_{v}_{index}' / first, peer)}" for v in c.variants]
     if c.kind == "video":
         notes = []
-        for side in ("i2i", "peer"):
+        for side in (*c.variants, "peer"):
             path = work / f"{c.name}_{side}_{index}.mp4"
             audio = "kept" if setup_peers.has_audio(path, files["ffmpeg"]) else "MISSING"
             notes.append(f"{side} output: {setup_peers.count_frames(path)} frames (input "
@@ -186,6 +245,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(c.name for c in COMPARISONS)}")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary one)")
     parser.add_argument("--cores", default="", help="pin both sides to these CPUs, e.g. 1 or 0,1 (default: no pinning)")
+    parser.add_argument("--variants", default=",".join(EXTRA_VARIANTS),
+                        help="i2i's inference variants beside the headline torch fp32, comma-separated, of: "
+                             f"{', '.join(EXTRA_VARIANTS)} (default: all; '' for the headline alone)")
     parser.add_argument("--ceilings", type=int, default=0, metavar="N",
                         help="only compare the two ceilings: N alternating measurements of the 3x3 conv and torch.mm")
     args = parser.parse_args()
@@ -195,7 +257,11 @@ def main() -> None:
     unknown = set(names) - {c.name for c in COMPARISONS}
     if unknown:
         parser.error(f"unknown comparison(s) {', '.join(sorted(unknown))}")
-    chosen = [c for c in COMPARISONS if c.name in names]
+    extra = [v for v in args.variants.split(",") if v]
+    if set(extra) - set(EXTRA_VARIANTS):
+        parser.error(f"unknown variant(s) {', '.join(sorted(set(extra) - set(EXTRA_VARIANTS)))}")
+    chosen = [dataclasses.replace(c, variants=tuple(v for v in c.variants if v == "i2i" or v in extra))
+              for c in COMPARISONS if c.name in names]
     rounds = args.rounds or (2 if args.quick else 3)
     cores = {int(core) for core in args.cores.split(",") if core} or None
     sizes = {c.name: c.quick if args.quick else c.sizes for c in chosen}
@@ -206,8 +272,10 @@ def main() -> None:
     versions = setup_peers.peer_versions(peer_python)
     files: dict = setup_peers.make_weights(peer_python, work)
     prepare_inputs(chosen, sizes, work, files)
+    cache_onnx_exports(chosen, files, work)
     print(f"# i2i vs peers; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {rounds} rounds, sides interleaved, fp32"
+          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {rounds} rounds, sides interleaved, "
+          f"fp32 (i2i's headline side: torch, --precision fp32; variants: {', '.join(extra) or 'none'})"
           + (f"; both sides pinned to CPU(s) {sorted(cores)}" if cores else ""))
     print(f"# peers: {', '.join(f'{k} {v}' for k, v in versions.items() if k != 'shimmed')} in {args.peer_venv}")
     for shim in versions.get("shimmed", []):

@@ -120,3 +120,73 @@ def test_run_side_pins_the_child_to_the_cores_asked_for():
     child = "import json, os; print(json.dumps({'cores': sorted(os.sched_getaffinity(0))}))"
     run = harness.run_side([sys.executable, "-c", child], env=None, ceiling_gflops=1.0, cores={0})
     assert run.result == {"cores": [0]}
+
+
+def test_inference_variants_run_the_same_inputs_with_their_own_flags_and_an_fp32_headline(tmp_path):
+    files = {"compact": tmp_path / "c.pth", "photos-upscale-compact": tmp_path / "photos", "clip": tmp_path / "clip.mp4",
+             "ffmpeg": "ffmpeg"}
+    by_name = {c.name: c for c in bench_peers.COMPARISONS}
+    for name in ("upscale-compact", "video"):
+        c = by_name[name]
+        commands = bench_peers.side_commands(c, c.sizes, files, tmp_path, 2, tmp_path / "python")
+        assert set(commands) == {"peer", *c.variants} and c.variants[0] == "i2i"
+        # the headline is fp32 whatever `--precision auto` picks on this CPU
+        assert commands["i2i"][-2:] == ["--precision", "fp32"]
+        assert commands["onnx"][-4:] == ["--backend", "onnxruntime", "--precision", "fp32"]
+        assert commands["bf16"][-2:] == ["--precision", "bf16"]
+        assert "--no-channels-last" in commands["nchw"] and "--no-channels-last" not in commands["i2i"]
+        outputs = [next(arg for arg in command if Path(arg.split("=")[-1]).name.startswith(f"{name}_"))
+                   for command in commands.values()]
+        assert len(set(outputs)) == len(outputs)  # each side writes its own output ...
+
+        def without_flags_and_output(variant: str) -> list[str]:
+            command = commands[variant][:len(commands[variant]) - len(bench_peers.VARIANTS[variant].flags)]
+            return [arg.replace(f"{name}_{variant}_2", "OUT") for arg in command]
+
+        for variant in c.variants:  # ... from the same inputs and weights, with the same options otherwise
+            assert without_flags_and_output(variant) == without_flags_and_output("i2i")
+
+
+def test_only_the_onnx_whole_process_row_says_whether_it_timed_the_export():
+    onnx, plain = bench_peers.VARIANTS["onnx"], bench_peers.VARIANTS["i2i"]
+    assert bench_peers.timed_label("whole process", "wall", onnx, False) == "whole process, ONNX export cached beforehand (not timed)"
+    assert bench_peers.timed_label("whole process", "wall", onnx, True) == "whole process, includes the ONNX export"
+    assert bench_peers.timed_label("steady state (after load)", "seconds", onnx, True) == "steady state (after load)"
+    assert bench_peers.timed_label("whole process", "wall", plain, True) == "whole process"
+
+
+def test_i2i_side_upscales_from_the_cached_onnx_export_like_torch(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import argparse
+
+    import i2i_side
+    import numpy as np
+
+    from i2i.checkpoint import GeneratorInfo, save_generator
+    from i2i.data.io import read_image, write_image
+    from i2i.models import create_model
+
+    monkeypatch.setenv("I2I_HOME", str(tmp_path / "home"))
+    kwargs = dict(num_feat=4, num_conv=1, scale=2)
+    torch.manual_seed(0)
+    weights = tmp_path / "sr.safetensors"
+    save_generator(weights, create_model("srvgg_compact", **kwargs),
+                   GeneratorInfo(model="srvgg_compact", kwargs=kwargs, value_range=(0.0, 1.0), scale=2, task="srgan"))
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", (np.random.default_rng(0).random((12, 10, 3)) * 255).astype(np.uint8))
+
+    def side(command: str, out: str, **flags):
+        args = {"weights": str(weights), "inputs": str(tmp_path / "in"), "out": str(tmp_path / out), "precision": "fp32",
+                "backend": "torch", "no_channels_last": False, **flags}
+        return getattr(i2i_side, command)(argparse.Namespace(**args))
+
+    exported = side("export", "")
+    assert Path(exported["path"]).is_file() and Path(exported["path"]).parent == tmp_path / "home" / "onnx"
+    onnx = side("upscale", "onnx", backend="onnxruntime")
+    assert onnx["images"] == 1 and onnx["exported"] is False  # the cached export, not a new one
+    torch_side = side("upscale", "torch", no_channels_last=True)
+    a, b = read_image(tmp_path / "onnx" / "a.png"), read_image(tmp_path / "torch" / "a.png")
+    assert a.shape == b.shape == (24, 20, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1 and torch_side["exported"] is False
+    monkeypatch.setenv("I2I_HOME", str(tmp_path / "empty-home"))  # no cached export: the run makes one, and says so
+    assert side("upscale", "onnx-first", backend="onnxruntime")["exported"] is True

@@ -5,6 +5,10 @@ load than wall times do, which is why the peer benchmark's misses are explained 
     python scripts/peers/profile_side.py pix2pix --steps 2
     python scripts/peers/profile_side.py srresnet --size 96 --batch 16 --weights W.pth
     python scripts/peers/profile_side.py upscale --weights compact_x4.pth --size 128
+    python scripts/peers/profile_side.py upscale --weights compact_x4.pth --precision bf16 --no-channels-last
+
+``upscale`` runs fp32 unless ``--precision`` says otherwise (the peer benchmark's headline is fp32;
+i2i's own default, ``auto``, is bf16 on a CPU that computes bf16 natively).
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ def training_step(args: argparse.Namespace):
 def upscale_image(args: argparse.Namespace):
     from i2i.inference.translator import Translator
 
-    translator = Translator.from_file(args.weights, device="cpu")
+    translator = Translator.from_file(args.weights, device="cpu", precision=args.precision,
+                                      channels_last=False if args.no_channels_last else None)
     image = (torch.rand(args.size, args.size, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
     return lambda: translator.translate_image(image)
 
@@ -54,6 +59,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--rows", type=int, default=12)
+    parser.add_argument("--precision", default="fp32", help="upscale: fp32 (default), bf16 or auto")
+    parser.add_argument("--no-channels-last", action="store_true", help="upscale: keep weights and input in NCHW")
     args = parser.parse_args()
     step = upscale_image(args) if args.command == "upscale" else training_step(args)
     step()  # warm-up: first calls pick kernels and allocate

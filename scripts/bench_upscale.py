@@ -39,21 +39,14 @@ MODELS = {
     "compact": ("srvgg_compact", {"scale": 4, "num_feat": 64, "num_conv": 32}),  # realesr-general-x4v3
     "animevideov3": ("srvgg_compact", {"scale": 4, "num_feat": 64, "num_conv": 16}),
 }
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "camera", "cat")
 
 
 def make_inputs(folder: Path, count: int, crop: int) -> None:
-    from skimage import data
+    """``count`` centre crops of scikit-image's photos: the same inputs bench_peers.py uses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+    from setup_peers import make_photos
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(count):
-        image = getattr(data, PHOTOS[index % len(PHOTOS)])()
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        h, w = image.shape[:2]
-        top, left = (h - min(h, crop)) // 2, (w - min(w, crop)) // 2
-        tile = image[top : top + crop, left : left + crop, :3]
-        cv2.imwrite(str(folder / f"photo_{index:02d}.png"), cv2.cvtColor(np.ascontiguousarray(tile), cv2.COLOR_RGB2BGR))
+    make_photos(folder, count, crop)
 
 
 def save_model(path: Path, name: str) -> None:

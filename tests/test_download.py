@@ -325,3 +325,16 @@ def test_cli_download_list_and_errors(server: Server, tmp_path: Path) -> None:
 
     help_text = runner.invoke(data_group, ["download", "--help"]).output
     assert "i2i data download facades" in help_text
+
+
+def test_extraction_shows_a_progress_bar_of_files(tmp_path: Path, capsys) -> None:
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for index in range(5):
+            bundle.writestr(f"set/train/{index}.txt", f"item {index}")
+    extract_archive(archive, tmp_path / "quiet")
+    assert capsys.readouterr().err == ""
+    extract_archive(archive, tmp_path / "out", progress=True)
+    err = capsys.readouterr().err
+    assert "extract: 100%" in err and "5/5" in err and "file/s" in err
+    assert sorted(p.name for p in (tmp_path / "out" / "set" / "train").iterdir()) == [f"{i}.txt" for i in range(5)]

@@ -45,6 +45,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tarfile
 import tempfile
 import zipfile
@@ -267,12 +268,15 @@ def _too_big(archive: Path, what: str, limit: int, variable: str) -> ArchiveLimi
 
 
 def _unpack(bundle: tarfile.TarFile | zipfile.ZipFile, members: list[_Member], staging: Path, archive: Path,
-            max_bytes: int) -> None:
+            max_bytes: int, progress: bool) -> None:
     """Write the checked ``members`` into ``staging``: folders (0755) and new plain files (0644),
     less the umask, counting every byte written so that no declared size has to be trusted."""
     left = max_bytes
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    for name, is_dir, _size, entry in members:
+    from tqdm import tqdm
+
+    bar = tqdm(members, desc="extract", unit="file", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    for name, is_dir, _size, entry in bar:
         path = staging.joinpath(*name.split("/"))
         (path if is_dir else path.parent).mkdir(mode=0o755, parents=True, exist_ok=True)
         if is_dir:
@@ -289,7 +293,8 @@ def _unpack(bundle: tarfile.TarFile | zipfile.ZipFile, members: list[_Member], s
                 handle.write(chunk)
 
 
-def _extract_into(archive: Path, target: Path, limits: tuple[int | None, int | None], *, strip_top: bool) -> None:
+def _extract_into(archive: Path, target: Path, limits: tuple[int | None, int | None], *, strip_top: bool,
+                  progress: bool = False) -> None:
     """Check every member, unpack into a fresh hidden folder beside ``target``, then move the
     content (the single top-level folder when ``strip_top``) into ``target``."""
     is_zip = archive.name.lower().endswith(".zip")
@@ -303,7 +308,7 @@ def _extract_into(archive: Path, target: Path, limits: tuple[int | None, int | N
                 raise _too_big(archive, f"{sum(member[2] for member in members)} bytes", max_bytes, ENV_MAX_BYTES)
             staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.extracting-"))
             try:
-                _unpack(bundle, members, staging, archive, max_bytes)
+                _unpack(bundle, members, staging, archive, max_bytes, progress)
                 content = _content_root(staging) if strip_top else staging
                 os.chmod(content, 0o755)  # mkdtemp's 0700 is not what a data set folder should have
                 _move_into_place(content, target)
@@ -317,7 +322,7 @@ def _extract_into(archive: Path, target: Path, limits: tuple[int | None, int | N
 
 
 def extract_archive(archive: str | os.PathLike, destination: str | os.PathLike, *, max_bytes: int | None = None,
-                    max_members: int | None = None) -> None:
+                    max_members: int | None = None, progress: bool = False) -> None:
     """Extract a ``.zip`` or ``.tar[.gz|.bz2|.xz]`` archive into ``destination``, safely.
 
     Every member is checked before anything is written: only plain files and folders with
@@ -326,6 +331,7 @@ def extract_archive(archive: str | os.PathLike, destination: str | os.PathLike, 
     ``max_members`` members raise :class:`ArchiveLimitError` (defaults: :func:`extraction_limits`).
     Files get normal permissions whatever modes the archive records; they are written into a
     fresh hidden folder that is then moved into ``destination``, never through a link there.
+    ``progress`` shows a bar (files, rate, ETA) on stderr.
 
     Raises:
         UnsafeArchiveError, ArchiveLimitError: see above.
@@ -333,7 +339,7 @@ def extract_archive(archive: str | os.PathLike, destination: str | os.PathLike, 
     """
     archive, destination = Path(archive), Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
-    _extract_into(archive, destination, (max_bytes, max_members), strip_top=False)
+    _extract_into(archive, destination, (max_bytes, max_members), strip_top=False, progress=progress)
 
 
 def _content_root(staging: Path) -> Path:
@@ -477,7 +483,7 @@ def download_dataset(
 
     say(f"{info.name}: extracting to '{target}'", progress)
     try:
-        _extract_into(archive, target, (max_bytes, max_members), strip_top=True)
+        _extract_into(archive, target, (max_bytes, max_members), strip_top=True, progress=progress)
     except UnsafeArchiveError as error:
         if isinstance(error, ArchiveLimitError):  # maybe genuine and large: kept for a run with a higher limit
             raise

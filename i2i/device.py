@@ -59,7 +59,8 @@ def resolve_device(spec: str, *, option: str = "--device", local_rank: int = 0) 
 def resolve_precision(spec: str, device: torch.device, *, training: bool, option: str = "--precision") -> torch.dtype | None:
     """The autocast dtype for ``spec`` on ``device``, or None for plain fp32.
 
-    ``auto`` is fp32 off CUDA. On CUDA it differs by purpose, on purpose: training takes bf16
+    ``auto`` is fp32 off CUDA (inference on a CPU with native bf16 takes bf16 instead: see
+    :func:`i2i.inference.runner.cpu_prefers_bf16`). On CUDA it differs by purpose, on purpose: training takes bf16
     (fp16 where the GPU lacks bf16), whose fp32-sized exponent keeps losses and gradients from
     overflowing without loss scaling; inference takes fp16, whose 10-bit mantissa resolves every
     8-bit output level where bf16's 7 bits band smooth gradients, and a NaN/inf output falls back

@@ -152,7 +152,7 @@ def test_a_failing_model_keeps_the_finished_segments_and_another_run_is_refused(
 
 
 CHILD = """
-import sys, threading
+import sys, time
 sys.path.insert(0, {tests!r})
 from test_translator import tiny_sr
 from i2i.inference.translator import Translator
@@ -166,7 +166,11 @@ def from_file(path, *, direction=None, device="cpu", **options):
         calls[0] += 1
         if calls[0] == {block_at}:
             print("blocked", flush=True)
-            threading.Event().wait()  # until the parent's SIGTERM
+            # Busy until the parent's SIGTERM, returning to the interpreter as real work does: the
+            # kernel may deliver the signal to another thread, and Python runs its handler in the
+            # main thread only when that thread next runs bytecode (an endless lock wait never does).
+            while True:
+                time.sleep(0.05)
         return original(images)
 
     translator.translate_images = translate

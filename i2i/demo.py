@@ -22,6 +22,7 @@ from i2i.recipes import resolve_config_path
 from i2i.report import write_comparison_page
 from i2i.trainer import Trainer
 from i2i.errors import DataError
+from i2i.imageops import split_pair
 
 __all__ = ["run_demo", "run_upscale_demo"]
 
@@ -42,10 +43,9 @@ def run_demo(out_dir: str | Path, *, overrides: tuple[str, ...] = (), progress: 
     # Split the held-out aligned A|B test images into inputs and targets.
     inputs, targets = out_dir / "test" / "input", out_dir / "test" / "target"
     for path in list_images(data_root / "gray2color" / "test"):
-        image = read_image(path)
-        half = image.shape[1] // 2
-        write_image(inputs / f"{path.stem}.png", image[:, :half])
-        write_image(targets / f"{path.stem}.png", image[:, half : 2 * half])
+        real_a, real_b = split_pair(read_image(path))
+        write_image(inputs / f"{path.stem}.png", real_a)
+        write_image(targets / f"{path.stem}.png", real_b)
     outputs = out_dir / "test" / "output" / run_dir.name
     translate_path(Translator.from_file(run_dir), inputs, outputs, overwrite=True, progress=progress)
     rows: list[dict[str, Path | str]] = [

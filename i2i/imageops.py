@@ -21,6 +21,7 @@ __all__ = [
     "to_uint8",
     "convert_alpha_dtype",
     "split_alpha",
+    "split_pair",
     "merge_alpha",
     "check_value_range",
     "image_to_tensor",
@@ -85,6 +86,13 @@ def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
         return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[:, :, None]
     raise ValueError(f"Cannot convert a {image.shape[2]}-channel image to {channels} channels.")
 
+
+
+def split_pair(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two halves of an aligned pix2pix ``A|B`` image: ``(A, B)``, A on the left (views; an odd
+    last column belongs to neither)."""
+    half = image.shape[1] // 2
+    return image[:, :half], image[:, half : 2 * half]
 
 
 # ----------------------------------------------------------------------------- alpha

@@ -27,7 +27,7 @@ import numpy as np
 from i2i.data.io import list_images, read_image, write_image
 from i2i.errors import DataError, UsageError
 from i2i.files import atomic_write_bytes
-from i2i.imageops import convert_channels
+from i2i.imageops import convert_channels, split_pair
 
 if TYPE_CHECKING:
     from i2i.inference.translator import Translator
@@ -59,9 +59,7 @@ class TestItem:
         """``(real_A, real_B or None)``: the input and the target, swapped for ``BtoA``."""
         b: np.ndarray | None = None
         if self.aligned:
-            pair = read_image(self.path)
-            half = pair.shape[1] // 2
-            a, b = pair[:, :half], pair[:, half : 2 * half]
+            a, b = split_pair(read_image(self.path))
         else:
             a = read_image(self.path)
             if self.path_b is not None:
@@ -105,7 +103,7 @@ def find_test_split(root: str | os.PathLike, phase: str, direction: str) -> Test
         DataError: no split of that phase in any layout (the message lists what was looked for),
             or a split without images.
     """
-    from i2i.data.datasets import PairedDataset
+    from i2i.data.datasets import match_pair_folders
 
     root = Path(root)
     if not root.is_dir():
@@ -117,7 +115,7 @@ def find_test_split(root: str | os.PathLike, phase: str, direction: str) -> Test
     if folder.is_dir():
         split = TestSplit("aligned", folder, [TestItem(p.stem, p, aligned=True) for p in list_images(folder)], note)
     elif (root / "A" / phase).is_dir() or (root / "B" / phase).is_dir():
-        pairs = PairedDataset._match_folders(root / "A" / phase, root / "B" / phase)
+        pairs = match_pair_folders(root / "A" / phase, root / "B" / phase)
         split = TestSplit("folders", root / "A" / phase, [TestItem(a.stem, a, b) for a, b in pairs])
     elif (root / f"{phase}A").is_dir() or (root / f"{phase}B").is_dir():
         split = _unaligned_split(root, phase, direction)

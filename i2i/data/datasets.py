@@ -15,10 +15,11 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from i2i.data.io import list_images, read_image, read_image_size
 from i2i.errors import DataError, format_problems
-from i2i.imageops import convert_channels, image_to_tensor, pad_to_multiple
+from i2i.imageops import convert_channels, image_to_tensor, pad_to_multiple, split_pair
 
 __all__ = [
     "PairedDataset",
+    "match_pair_folders",
     "UnalignedDataset",
     "ResumableSampler",
     "detect_layout",
@@ -134,6 +135,26 @@ class SizedDataset(Dataset):
         raise NotImplementedError
 
 
+def match_pair_folders(a_dir: Path, b_dir: Path) -> list[tuple[Path, Path | None]]:
+    """The pairs of the folders layout (``A/<split>``, ``B/<split>``): files matched by relative path
+    without extension, same sizes; every mismatch listed in one DataError."""
+    for d in (a_dir, b_dir):
+        if not d.is_dir():
+            raise DataError(f"Folder {str(d)!r} does not exist (folders layout: root/A/<split>, root/B/<split>).")
+    a = {p.relative_to(a_dir).with_suffix("").as_posix(): p for p in list_images(a_dir)}
+    b = {p.relative_to(b_dir).with_suffix("").as_posix(): p for p in list_images(b_dir)}
+    problems = [f"{a[k]} has no match in {b_dir}" for k in sorted(set(a) - set(b))]
+    problems += [f"{b[k]} has no match in {a_dir}" for k in sorted(set(b) - set(a))]
+    for key in sorted(set(a) & set(b)):
+        (h_a, w_a), (h_b, w_b) = read_image_size(a[key]), read_image_size(b[key])
+        if (h_a, w_a) != (h_b, w_b):
+            problems.append(f"{a[key]} is {w_a}x{h_a} but {b[key]} is {w_b}x{h_b}")
+    if problems:
+        listed = format_problems(problems)
+        raise DataError(f"The A and B folders do not pair up:\n{listed}")
+    return [(a[k], b[k]) for k in sorted(a)]
+
+
 class PairedDataset(SizedDataset):
     """Pairs of images for pix2pix.
 
@@ -180,7 +201,7 @@ class PairedDataset(SizedDataset):
             self.items: list[tuple[Path, Path | None]] = [(p, None) for p in list_images(folder)]
             self._check_aligned()
         elif self.layout == "folders":
-            self.items = self._match_folders(self.root / "A" / split, self.root / "B" / split)
+            self.items = match_pair_folders(self.root / "A" / split, self.root / "B" / split)
         else:
             raise DataError(f"Unknown layout {layout!r}; expected auto, aligned or folders.")
         if max_items:
@@ -197,33 +218,13 @@ class PairedDataset(SizedDataset):
                 f"these do not:\n{listed}"
             )
 
-    @staticmethod
-    def _match_folders(a_dir: Path, b_dir: Path) -> list[tuple[Path, Path | None]]:
-        for d in (a_dir, b_dir):
-            if not d.is_dir():
-                raise DataError(f"Folder {str(d)!r} does not exist (folders layout: root/A/<split>, root/B/<split>).")
-        a = {p.relative_to(a_dir).with_suffix("").as_posix(): p for p in list_images(a_dir)}
-        b = {p.relative_to(b_dir).with_suffix("").as_posix(): p for p in list_images(b_dir)}
-        problems = [f"{a[k]} has no match in {b_dir}" for k in sorted(set(a) - set(b))]
-        problems += [f"{b[k]} has no match in {a_dir}" for k in sorted(set(b) - set(a))]
-        for key in sorted(set(a) & set(b)):
-            (h_a, w_a), (h_b, w_b) = read_image_size(a[key]), read_image_size(b[key])
-            if (h_a, w_a) != (h_b, w_b):
-                problems.append(f"{a[key]} is {w_a}x{h_a} but {b[key]} is {w_b}x{h_b}")
-        if problems:
-            listed = format_problems(problems)
-            raise DataError(f"The A and B folders do not pair up:\n{listed}")
-        return [(a[k], b[k]) for k in sorted(a)]
-
     def __len__(self) -> int:
         return len(self.items)
 
     def _load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         first, second = self.items[index]
         if second is None:
-            image = read_image(first)
-            half = image.shape[1] // 2
-            return image[:, :half], image[:, half : 2 * half]
+            return split_pair(read_image(first))
         return read_image(first), read_image(second)
 
     def _prepare(self, image: np.ndarray, channels: int) -> torch.Tensor:

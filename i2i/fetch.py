@@ -45,6 +45,7 @@ from typing import Any
 from i2i.errors import DataError
 
 __all__ = [
+    "torch_hub_checkpoints",
     "ENV_OFFLINE",
     "ChecksumError",
     "DownloadError",
@@ -348,3 +349,12 @@ def _download_new(
         raise
     os.replace(part, target)
     return actual
+
+
+def torch_hub_checkpoints() -> Path:
+    """Where torch.hub and torchvision keep downloaded weights, and where i2i looks for weights it
+    never downloads itself (VGG19, Inception, LPIPS): ``torch.hub.get_dir()/checkpoints``, i.e.
+    ``$TORCH_HOME/hub/checkpoints`` (``~/.cache/torch/hub/checkpoints`` by default)."""
+    import torch  # here, not at the top: the downloads above run without torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"

@@ -26,6 +26,7 @@ from torch import nn
 from torchvision.models.inception import InceptionA, InceptionC, InceptionE
 
 from i2i.errors import ModelError
+from i2i.fetch import torch_hub_checkpoints
 
 __all__ = ["FID_WEIGHTS", "FID_WEIGHTS_URL", "FidInception", "build_fid_inception", "load_fid_inception",
            "fid_features", "frechet_distance"]
@@ -106,7 +107,7 @@ def build_fid_inception() -> torchvision.models.Inception3:
 
 def load_fid_inception(weights: str | os.PathLike | None = None) -> FidInception:
     """The FID Inception from ``weights`` (default: the torch hub cache, where pytorch-fid keeps it)."""
-    path = Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS
+    path = Path(weights) if weights else torch_hub_checkpoints() / FID_WEIGHTS
     if not path.is_file():
         raise ModelError(
             f"The FID Inception weights are not at {str(path)!r}: download {FID_WEIGHTS_URL} "

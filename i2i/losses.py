@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from i2i.errors import ModelError, UsageError
+from i2i.fetch import torch_hub_checkpoints
 
 __all__ = [
     "MissingWeightsError",
@@ -176,7 +177,7 @@ def default_vgg19_weights_path() -> Path:
 
     ``torch.hub.get_dir()`` is ``$TORCH_HOME/hub`` (``~/.cache/torch/hub`` by default).
     """
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_WEIGHTS_FILE
+    return torch_hub_checkpoints() / VGG19_WEIGHTS_FILE
 
 
 def _vgg19_stack(last: int) -> nn.Sequential:

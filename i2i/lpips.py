@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from i2i.errors import ModelError
+from i2i.fetch import torch_hub_checkpoints
 
 __all__ = ["BACKBONES", "LPIPS", "lpips_weight_paths", "load_lpips", "lpips_distance"]
 
@@ -77,18 +78,14 @@ class LPIPS(nn.Module):
         return total
 
 
-def _hub_checkpoints() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def lpips_weight_paths(net: str = "alex") -> tuple[Path, list[Path]]:
     """Where the weights are looked for, in order: torchvision's cached backbone file, and the
     places for the linear layers (the torch hub cache, then the ``lpips`` package's copy)."""
-    linear = [_hub_checkpoints() / f"lpips_v0.1_{net}.pth"]
+    linear = [torch_hub_checkpoints() / f"lpips_v0.1_{net}.pth"]
     spec = importlib.util.find_spec("lpips")
     if spec is not None and spec.origin:  # its shipped file, read as data; the package is not imported
         linear.append(Path(spec.origin).parent / "weights" / "v0.1" / f"{net}.pth")
-    return _hub_checkpoints() / BACKBONES[net][0], linear
+    return torch_hub_checkpoints() / BACKBONES[net][0], linear
 
 
 def _read_state(path: Path, what: str) -> dict[str, torch.Tensor]:

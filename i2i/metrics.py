@@ -10,6 +10,8 @@ from pathlib import Path
 import kornia
 import torch
 
+from i2i.fetch import torch_hub_checkpoints
+
 __all__ = [
     "l1",
     "psnr",
@@ -79,7 +81,7 @@ class InceptionFeatures(torch.nn.Module):
 
 def inception_weights_path(weights: str | None = None) -> Path:
     """The Inception weights to use: ``weights`` if given, else torchvision's cache."""
-    return Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+    return Path(weights) if weights else torch_hub_checkpoints() / INCEPTION_WEIGHTS
 
 
 def load_inception(weights: str | None = None) -> InceptionFeatures:

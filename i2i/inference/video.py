@@ -343,7 +343,8 @@ def _video_to_video(
         return report
     timeline = _given_times(options, info, ffmpeg) or scan_timeline(info, ffmpeg, first, last, progress=options.progress)
     first, last = timeline.first, None if options.end is None else timeline.last
-    colour = source_colour(info, ffmpeg)
+    probed = probe_streams(info.path, ffmpeg)  # once: the video's colour, the audio and subtitles to carry
+    colour = source_colour(probed)
 
     def make_frames(a: int, b: int | None, stop: threading.Event) -> Iterator[tuple[int, np.ndarray]]:
         return decode_source(info, ffmpeg, colour, a, b, stop)
@@ -351,7 +352,7 @@ def _video_to_video(
     width, height = output_size(translators[0], info.width, info.height, options.compare)
     encoded = encoder_colour(colour, ffmpeg, f"the {colour.bit_depth}-bit video is")
     settings = EncodeSettings(ffmpeg, width, height, options.crf, options.preset, encoded, options.compare)
-    streams = [s for s in probe_streams(info.path, ffmpeg) if s.kind in ("audio", "subtitle")]
+    streams = [s for s in probed if s.kind in ("audio", "subtitle")]
     return write_segmented(translators, info.path, timeline, make_frames, output, settings,
                            segment_seconds=float(options.segment_seconds or SEGMENT_SECONDS), progress=options.progress,
                            streams=streams, to_the_end=last is None, on_progress=options.on_progress)

@@ -18,14 +18,14 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from i2i.errors import VideoError
-from i2i.inference.ffmpeg import ColourTags, colour_tags, media_path, packet_times, probe_streams
+from i2i.inference.ffmpeg import ColourTags, Stream, colour_tags, media_path, packet_times
 from i2i.inference.video_io import VideoInfo, check_decoded, decode_video
 
 __all__ = ["Timeline", "scan_timeline", "source_colour", "decode_deep", "decode_source"]
@@ -138,11 +138,10 @@ def scan_timeline(info: VideoInfo, ffmpeg: str | None, first: int, last: int | N
     return Timeline(first, len(times), info.fps, end, tuple(times))
 
 
-def source_colour(info: VideoInfo, ffmpeg: str | None) -> ColourTags:
-    """The video stream's colour tags and bit depth (BT.601 8-bit when unknown or without ffmpeg)."""
-    if ffmpeg is None:
-        return ColourTags()
-    video = [s for s in probe_streams(info.path, ffmpeg) if s.kind == "video" and not s.attached_picture]
+def source_colour(streams: Sequence[Stream]) -> ColourTags:
+    """The colour tags and bit depth of the video stream among ``streams`` (as
+    :func:`~i2i.inference.ffmpeg.probe_streams` lists them); BT.601 8-bit when unknown."""
+    video = [s for s in streams if s.kind == "video" and not s.attached_picture]
     return colour_tags(video[0]) if video else ColourTags()
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a small real paired data set and a tiny pix2pix config."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -13,6 +14,26 @@ torch.set_num_threads(2)
 os.environ["I2I_CPU_BF16"] = "0"
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def run_cli(*args: object, code: int = 0):
+    """Run the ``i2i`` command line in-process with ``args`` and check its exit status."""
+    from click.testing import CliRunner
+
+    from i2i.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output + repr(result.exception)
+    return result
+
+
+def package_file(package: str, *parts: str) -> Path | None:
+    """A data file shipped inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent.joinpath(*parts)
+    return path if path.is_file() else None
 
 
 @pytest.fixture(scope="session")

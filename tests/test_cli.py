@@ -9,20 +9,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
 
-from conftest import SHARED, tiny_pix2pix
+from conftest import SHARED, tiny_pix2pix, run_cli as run
 from i2i.checkpoint import load_generator, load_training_state
-from i2i.cli import main
 from i2i.data.io import read_image, write_image
 
 REFERENCES = SHARED / "reference-checkpoints"
 
-
-def run(*args: str, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 def test_main_job_upscales_held_out_photos_better_than_bicubic(tmp_path):

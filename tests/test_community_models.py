@@ -12,11 +12,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
+from conftest import run_cli as run
 from i2i.checkpoint import load_generator
-from i2i.cli import main
 from i2i.data.io import read_image, write_image
 from i2i.errors import ModelError
 from i2i.inference.runner import supported_precision
@@ -32,11 +31,6 @@ from spandrel.architectures.SwinIR import SwinIR  # noqa: E402
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CPU = ("--device", "cpu")  # the comparisons are fp32; auto would pick fp16 on a CUDA machine
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from i2i.cli import main
+from conftest import run_cli as run
 from i2i.data.io import write_image
 from i2i.eval_outputs import evaluate_outputs, match_outputs
 from i2i.evaluation import DeepMetrics, crop_border, evaluate_sr, sr_scores
@@ -21,11 +20,6 @@ from test_eval_lpips import random_backbone, random_linear
 
 skdata = pytest.importorskip("skimage.data")
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 def damaged(image: np.ndarray, seed: int) -> np.ndarray:

@@ -5,20 +5,14 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from i2i.cli import main
+from conftest import run_cli as run
 from i2i.data.io import read_image, write_image
 from i2i.inference import folder as folder_module
 from i2i.inference.folder import natural_key, plan_outputs, translate_path
 from i2i.inference.translator import Translator
 from test_translator import photo, tiny_resnet, tiny_sr
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 @pytest.fixture

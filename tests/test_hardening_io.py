@@ -17,9 +17,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import run_cli as run
 from i2i import files as files_module
 from i2i.checkpoint import GeneratorInfo, save_generator
-from i2i.cli import main
 from i2i.cli_data import data_group
 from i2i.data import io as io_module
 from i2i.data.combine import combine_folders
@@ -37,11 +37,6 @@ from test_translator import PixelSR, photo, sr_info, tiny_sr
 FFMPEG = find_ffmpeg()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary (pip install imageio-ffmpeg)")
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 def error_lines(output: str) -> list[str]:

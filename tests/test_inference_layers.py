@@ -9,9 +9,8 @@ import threading
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from i2i.cli import main
+from conftest import run_cli as run
 from i2i.data.io import write_image
 from i2i.device import PRECISIONS, mps_available
 from i2i.errors import DataError, DeviceError, I2IError, UsageError, VideoError
@@ -22,11 +21,6 @@ from i2i.inference.translator import Translator
 from i2i.inference.video import PRESETS, VideoOptions
 from test_translator import PixelSR, photo, sr_info, tiny_resnet, tiny_sr
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 def one_line_error(result) -> str:

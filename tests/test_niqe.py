@@ -9,9 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from i2i.cli import main
+from conftest import run_cli as run
 from i2i.data.io import write_image
 from i2i.errors import DataError
 from i2i.evaluation import evaluate_niqe, format_report
@@ -116,11 +115,6 @@ def test_the_pristine_model_ships_with_its_origin() -> None:
 
 # --- i2i eval --niqe --sr OUTPUTS ----------------------------------------------------------------
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
 from torch import nn
 
-from conftest import SHARED
+from conftest import SHARED, run_cli as run
 from i2i.checkpoint import load_generator, load_training_state
-from i2i.cli import main
 from i2i.config import ScheduleConfig, load_config, parse_config
 from i2i.data.degradations import DegradationConfig
 from i2i.data.io import read_image, write_image
@@ -35,11 +33,6 @@ RECIPES = [
     "realesrgan_demo",
 ]
 
-
-def run(*args: object, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
 
+from conftest import run_cli as run
 from i2i.checkpoint import BUNDLED_MODELS, bundled_model_path, load_generator
-from i2i.cli import main
 from i2i.config import load_config, parse_config
 from i2i.data.io import read_image, write_image
 from i2i.data.resize import imresize_array
@@ -26,11 +25,6 @@ from i2i.trainer import Trainer
 
 SR_RECIPES = ["srresnet_x4", "srgan_x4", "srgan_x4_basicsr", "sr_finetune", "sr_x4_default"]
 
-
-def run(*args: object, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 @pytest.fixture(scope="module")

